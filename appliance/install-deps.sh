@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 system packages Vigil builds and tests with. Idempotent: packages
+# already present are left alone, and apt is only asked when something is missing.
+set -euo pipefail
+
+packages=(
+    build-essential pkg-config clang
+    libpcap-dev libhyperscan-dev libelf-dev zlib1g-dev
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "install-deps: all ${#packages[@]} system packages present"
+    exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

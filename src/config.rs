@@ -1,0 +1,313 @@
+//! The TOML configuration. Every key has a default (written out in `appliance/vigil.toml`);
+//! unknown keys and bad values are refused with the file, line and column.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use vigil_parsers::DefragConfig;
+
+use crate::flow::{FlowTableConfig, FlowTimeouts};
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub pipeline: PipelineSection,
+    pub flow: FlowSection,
+    pub defrag: DefragSection,
+    pub eve: EveSection,
+    pub anomaly_events: AnomalyEventsSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSection {
+    /// Worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Packets per batch handed from the reader to a worker.
+    pub batch_packets: usize,
+    /// Batches each worker's ring holds.
+    pub ring_batches: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowSection {
+    /// Memory for flow state over all workers; each worker gets an equal share.
+    pub memcap_bytes: usize,
+    /// Emergency mode ends when a table is below this percentage of its capacity.
+    pub emergency_recovery_percent: u8,
+    /// Community ID v1 seed.
+    pub community_id_seed: u16,
+    pub timeouts: FlowTimeouts,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DefragSection {
+    pub memcap_bytes: usize,
+    pub timeout_secs: u32,
+    pub max_fragments: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EveSection {
+    /// Directory of `eve.json`.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalyEventsSection {
+    /// Decoder anomaly events written per worker and second of packet time; more are counted
+    /// in the stats but not written, so a flood of malformed packets cannot flood the SIEM.
+    pub max_per_second: u32,
+}
+
+impl Default for PipelineSection {
+    fn default() -> Self {
+        PipelineSection {
+            workers: 0,
+            batch_packets: 256,
+            ring_batches: 32,
+        }
+    }
+}
+
+impl Default for FlowSection {
+    fn default() -> Self {
+        FlowSection {
+            memcap_bytes: 128 << 20,
+            emergency_recovery_percent: 70,
+            community_id_seed: 0,
+            timeouts: FlowTimeouts::default(),
+        }
+    }
+}
+
+impl Default for DefragSection {
+    fn default() -> Self {
+        let d = DefragConfig::default();
+        DefragSection {
+            memcap_bytes: d.memcap_bytes,
+            timeout_secs: (d.timeout_ns / 1_000_000_000) as u32,
+            max_fragments: d.max_fragments,
+        }
+    }
+}
+
+impl Default for EveSection {
+    fn default() -> Self {
+        EveSection {
+            dir: PathBuf::from("/var/log/vigil"),
+        }
+    }
+}
+
+impl Default for AnomalyEventsSection {
+    fn default() -> Self {
+        AnomalyEventsSection {
+            max_per_second: 100,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates; `origin` names the source in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            ConfigError::Invalid {
+                path: origin.to_string(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        config.validate(text, origin)?;
+        Ok(config)
+    }
+
+    /// Range checks serde cannot express, reported at the offending key.
+    fn validate(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        let fail = |section: &str, key: &str, message: String| {
+            let (line, column) = find_key(text, section, key);
+            Err(ConfigError::Invalid {
+                path: origin.to_string(),
+                line,
+                column,
+                message,
+            })
+        };
+        if self.pipeline.batch_packets == 0 || self.pipeline.batch_packets > 65_536 {
+            return fail(
+                "pipeline",
+                "batch_packets",
+                "batch_packets must be 1..=65536".into(),
+            );
+        }
+        if self.pipeline.ring_batches == 0 {
+            return fail(
+                "pipeline",
+                "ring_batches",
+                "ring_batches must be at least 1".into(),
+            );
+        }
+        if self.pipeline.workers > 1024 {
+            return fail(
+                "pipeline",
+                "workers",
+                "workers must be 0 (one per core) ..= 1024".into(),
+            );
+        }
+        if self.flow.memcap_bytes < 1 << 20 {
+            return fail(
+                "flow",
+                "memcap_bytes",
+                "memcap_bytes must be at least 1 MiB".into(),
+            );
+        }
+        if self.flow.emergency_recovery_percent == 0 || self.flow.emergency_recovery_percent > 100 {
+            return fail(
+                "flow",
+                "emergency_recovery_percent",
+                "emergency_recovery_percent must be 1..=100".into(),
+            );
+        }
+        if self.defrag.max_fragments == 0 {
+            return fail(
+                "defrag",
+                "max_fragments",
+                "max_fragments must be at least 1".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Worker count with 0 resolved to the number of cores.
+    pub fn workers(&self) -> usize {
+        match self.pipeline.workers {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            n => n,
+        }
+    }
+
+    pub fn flow_table(&self, workers: usize) -> FlowTableConfig {
+        FlowTableConfig {
+            memcap_bytes: self.flow.memcap_bytes / workers.max(1),
+            timeouts: self.flow.timeouts,
+            emergency_recovery: f64::from(self.flow.emergency_recovery_percent) / 100.0,
+        }
+    }
+
+    pub fn defrag(&self) -> DefragConfig {
+        DefragConfig {
+            memcap_bytes: self.defrag.memcap_bytes,
+            timeout_ns: u64::from(self.defrag.timeout_secs) * 1_000_000_000,
+            max_fragments: self.defrag.max_fragments,
+        }
+    }
+
+    /// The defaults as TOML (what `appliance/vigil.toml` holds, minus its comments).
+    pub fn defaults_toml() -> String {
+        toml::to_string(&Config::default()).unwrap_or_default()
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, column)
+}
+
+/// Where `key` is set inside `[section]` (for range errors, which serde gives no span for).
+fn find_key(text: &str, section: &str, key: &str) -> (usize, usize) {
+    let mut in_section = false;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            in_section = trimmed
+                .trim_start_matches('[')
+                .trim_end()
+                .trim_end_matches(']')
+                == section;
+            continue;
+        }
+        if in_section && trimmed.split(['=', ' ']).next() == Some(key) {
+            return (i + 1, line.len() - trimmed.len() + 1);
+        }
+    }
+    (1, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_roundtrip_and_bundled_file_matches() {
+        let bundled = include_str!("../appliance/vigil.toml");
+        let parsed = Config::parse(bundled, "appliance/vigil.toml").expect("bundled config");
+        let mut expected = Config::default();
+        expected.eve.dir = parsed.eve.dir.clone();
+        assert_eq!(
+            parsed, expected,
+            "appliance/vigil.toml must spell out the defaults"
+        );
+        assert_eq!(
+            Config::parse(&Config::defaults_toml(), "x").unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let text = "[pipeline]\nworkers = 2\nbatch_pakets = 10\n";
+        let err = Config::parse(text, "v.toml").unwrap_err().to_string();
+        assert!(err.starts_with("v.toml:3:1: "), "{err}");
+        assert!(err.contains("batch_pakets"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_and_range_are_located() {
+        let err = Config::parse("[flow]\nmemcap_bytes = \"lots\"\n", "v.toml").unwrap_err();
+        assert!(err.to_string().starts_with("v.toml:2:16: "), "{err}");
+        let err = Config::parse("[pipeline]\n\n  batch_packets = 0\n", "v.toml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "v.toml:3:3: batch_packets must be 1..=65536"
+        );
+        let err = Config::parse("[flow.timeouts.tcp]\nnew = 1\n", "v.toml").unwrap_err();
+        assert!(err.to_string().contains("missing field"), "{err}");
+    }
+}

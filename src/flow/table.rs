@@ -1,0 +1,541 @@
+//! A worker's flow table: lookup by normalized key, per-protocol/state timeouts driven by packet
+//! time, a memcap with an emergency mode, and the records of ended flows.
+//!
+//! Storage is a slab of records plus a hash index, both sized for the memcap up front so the hot
+//! path never grows them (capacity is reserved, not touched: resident memory follows live flows).
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+use vigil_parsers::{DecodedPacket, TunnelContext, L4, TCP_ACK, TCP_SYN};
+
+use super::key::{
+    CommunityTuple, FlowKey, KeySide, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
+};
+use super::tcp::TcpState;
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// Why a flow's record was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FlowEnd {
+    /// Still live (never seen in an event).
+    #[default]
+    Live,
+    Timeout,
+    /// Evicted to make room under the memcap, or ended by TCP port reuse.
+    Forced,
+    /// End of input (or daemon shutdown).
+    Shutdown,
+}
+
+impl FlowEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowEnd::Live => "live",
+            FlowEnd::Timeout => "timeout",
+            FlowEnd::Forced => "forced",
+            FlowEnd::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// ICMP type/code of the first packet and of the first one in the other direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpTypes {
+    pub icmp_type: u8,
+    pub code: u8,
+    pub response: Option<(u8, u8)>,
+}
+
+/// Everything known about one flow; the flow event is written from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowRecord {
+    pub key: FlowKey,
+    pub client_addr: IpAddr,
+    pub server_addr: IpAddr,
+    /// Transport ports for TCP/UDP/SCTP; `None` for ICMP and port-less protocols.
+    pub ports: Option<(u16, u16)>,
+    pub proto: u8,
+    pub flow_id: u64,
+    pub first_ts_ns: u64,
+    pub last_ts_ns: u64,
+    pub pkts_toserver: u64,
+    pub pkts_toclient: u64,
+    pub bytes_toserver: u64,
+    pub bytes_toclient: u64,
+    pub tcp_flags_ts: u8,
+    pub tcp_flags_tc: u8,
+    pub tcp_state: TcpState,
+    pub icmp: Option<IcmpTypes>,
+    /// The initiator's first packet's tuple, for the Community ID (computed off the workers).
+    pub community: CommunityTuple,
+    /// The tunnel as the initiator's packets travel in it (the key holds it direction-free).
+    pub tunnel: TunnelContext,
+    pub end: FlowEnd,
+    /// Ended while the table was in emergency mode.
+    pub emergency: bool,
+    pub alerted: bool,
+    client_side: KeySide,
+}
+
+impl FlowRecord {
+    /// Suricata's `flow.state`: `new`, `established` or `closed`.
+    pub fn state_str(&self) -> &'static str {
+        if self.proto == PROTO_TCP {
+            if self.tcp_state.is_closed() {
+                "closed"
+            } else if self.tcp_state.is_established() {
+                "established"
+            } else {
+                "new"
+            }
+        } else if self.pkts_toclient > 0 && self.pkts_toserver > 0 {
+            "established"
+        } else {
+            "new"
+        }
+    }
+}
+
+/// Timeouts of one protocol, in seconds of packet time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    pub new: u32,
+    pub established: u32,
+    pub closed: u32,
+    pub emergency_new: u32,
+    pub emergency_established: u32,
+    pub emergency_closed: u32,
+}
+
+/// Per-protocol timeouts; Suricata's defaults, so flow records end where analysts expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowTimeouts {
+    pub tcp: Timeouts,
+    pub udp: Timeouts,
+    pub icmp: Timeouts,
+    pub default: Timeouts,
+}
+
+impl Default for FlowTimeouts {
+    fn default() -> Self {
+        let t =
+            |new, established, closed, emergency_new, emergency_established, emergency_closed| {
+                Timeouts {
+                    new,
+                    established,
+                    closed,
+                    emergency_new,
+                    emergency_established,
+                    emergency_closed,
+                }
+            };
+        FlowTimeouts {
+            tcp: t(60, 600, 60, 10, 100, 20),
+            udp: t(30, 300, 0, 10, 100, 0),
+            icmp: t(30, 300, 0, 10, 100, 0),
+            default: t(30, 300, 0, 10, 100, 0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FlowTableConfig {
+    pub memcap_bytes: usize,
+    pub timeouts: FlowTimeouts,
+    /// Leave emergency mode when the table is below this share of its capacity.
+    pub emergency_recovery: f64,
+}
+
+/// Counters of one table; summed over workers for stats and the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    pub total: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub icmpv4: u64,
+    pub icmpv6: u64,
+    pub other: u64,
+    pub ended_timeout: u64,
+    pub ended_forced: u64,
+    pub ended_shutdown: u64,
+    pub evicted: u64,
+    pub tcp_reuse: u64,
+    pub emerg_mode_entered: u64,
+    pub emerg_mode_over: u64,
+    pub end_state_new: u64,
+    pub end_state_established: u64,
+    pub end_state_closed: u64,
+    pub active: u64,
+    pub memuse_bytes: u64,
+    pub max_flows: u64,
+}
+
+impl FlowStats {
+    pub fn add(&mut self, o: &FlowStats) {
+        self.total += o.total;
+        self.tcp += o.tcp;
+        self.udp += o.udp;
+        self.icmpv4 += o.icmpv4;
+        self.icmpv6 += o.icmpv6;
+        self.other += o.other;
+        self.ended_timeout += o.ended_timeout;
+        self.ended_forced += o.ended_forced;
+        self.ended_shutdown += o.ended_shutdown;
+        self.evicted += o.evicted;
+        self.tcp_reuse += o.tcp_reuse;
+        self.emerg_mode_entered += o.emerg_mode_entered;
+        self.emerg_mode_over += o.emerg_mode_over;
+        self.end_state_new += o.end_state_new;
+        self.end_state_established += o.end_state_established;
+        self.end_state_closed += o.end_state_closed;
+        self.active += o.active;
+        self.memuse_bytes += o.memuse_bytes;
+        self.max_flows += o.max_flows;
+    }
+}
+
+pub struct FlowTable {
+    index: hashbrown::HashMap<FlowKey, u32>,
+    slots: Vec<FlowRecord>,
+    free: Vec<u32>,
+    live: usize,
+    max_flows: usize,
+    emergency: bool,
+    config: FlowTableConfig,
+    stats: FlowStats,
+}
+
+/// Memory one flow costs: its record, its index entry and the index's control byte.
+pub const BYTES_PER_FLOW: usize =
+    std::mem::size_of::<FlowRecord>() + std::mem::size_of::<(FlowKey, u32)>() + 1 + 4;
+
+impl FlowTable {
+    pub fn new(config: FlowTableConfig) -> FlowTable {
+        let max_flows = (config.memcap_bytes / BYTES_PER_FLOW).max(16);
+        FlowTable {
+            index: hashbrown::HashMap::with_capacity(max_flows),
+            slots: Vec::with_capacity(max_flows),
+            free: Vec::with_capacity(max_flows),
+            live: 0,
+            max_flows,
+            emergency: false,
+            config,
+            stats: FlowStats {
+                max_flows: max_flows as u64,
+                ..FlowStats::default()
+            },
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    pub fn stats(&self) -> FlowStats {
+        let mut s = self.stats;
+        s.active = self.live as u64;
+        s.memuse_bytes = (self.live * BYTES_PER_FLOW) as u64;
+        s
+    }
+
+    /// Accounts one packet (`wire_bytes` as captured on the wire, all fragments of a reassembled
+    /// datagram included) to its flow, creating it if needed. Flows ended on the way (timed out
+    /// on lookup, evicted, reused) are appended to `ended`.
+    pub fn update(
+        &mut self,
+        ts_ns: u64,
+        key: &FlowKey,
+        side: KeySide,
+        pkt: &DecodedPacket,
+        wire_bytes: u64,
+        ended: &mut Vec<FlowRecord>,
+    ) -> &mut FlowRecord {
+        let tcp_flags = match pkt.l4 {
+            L4::Tcp(t) => Some(t.flags),
+            _ => None,
+        };
+        let mut slot = self.index.get(key).copied();
+        if let Some(idx) = slot {
+            let rec = &self.slots[idx as usize];
+            let expired = ts_ns > rec.last_ts_ns.saturating_add(self.timeout_ns(rec));
+            // A fresh SYN on a finished connection is a new connection reusing the ports.
+            let reused = tcp_flags
+                .is_some_and(|f| f & (TCP_SYN | TCP_ACK) == TCP_SYN && rec.tcp_state.is_closed());
+            if expired || reused {
+                let reason = if expired {
+                    FlowEnd::Timeout
+                } else {
+                    FlowEnd::Forced
+                };
+                if reused && !expired {
+                    self.stats.tcp_reuse += 1;
+                }
+                self.remove(idx, reason, ended);
+                slot = None;
+            }
+        }
+        let idx = match slot {
+            Some(idx) => idx,
+            None => self.insert(ts_ns, key, side, pkt, ended),
+        };
+        let rec = &mut self.slots[idx as usize];
+        let from_client = side == rec.client_side;
+        rec.last_ts_ns = rec.last_ts_ns.max(ts_ns);
+        if from_client {
+            rec.pkts_toserver += 1;
+            rec.bytes_toserver += wire_bytes;
+        } else {
+            rec.pkts_toclient += 1;
+            rec.bytes_toclient += wire_bytes;
+        }
+        match pkt.l4 {
+            L4::Tcp(t) => {
+                if from_client {
+                    rec.tcp_flags_ts |= t.flags;
+                } else {
+                    rec.tcp_flags_tc |= t.flags;
+                }
+                let both = rec.pkts_toserver > 0 && rec.pkts_toclient > 0;
+                rec.tcp_state = rec.tcp_state.on_segment(t.flags, from_client, both);
+            }
+            L4::Icmpv4 {
+                icmp_type, code, ..
+            }
+            | L4::Icmpv6 {
+                icmp_type, code, ..
+            } => {
+                if let Some(icmp) = rec.icmp.as_mut() {
+                    if !from_client && icmp.response.is_none() {
+                        icmp.response = Some((icmp_type, code));
+                    }
+                }
+            }
+            _ => {}
+        }
+        rec
+    }
+
+    fn insert(
+        &mut self,
+        ts_ns: u64,
+        key: &FlowKey,
+        side: KeySide,
+        pkt: &DecodedPacket,
+        ended: &mut Vec<FlowRecord>,
+    ) -> u32 {
+        if self.live >= self.max_flows {
+            self.make_room(ts_ns, ended);
+        }
+        // A SYN/ACK seen first means we missed the SYN: its sender is the server.
+        let client_side = match pkt.l4 {
+            L4::Tcp(t) if t.flags & (TCP_SYN | TCP_ACK) == (TCP_SYN | TCP_ACK) => other(side),
+            _ => side,
+        };
+        let sent_by_client = client_side == side;
+        let (client_addr, server_addr) = if sent_by_client {
+            (pkt.l3.src, pkt.l3.dst)
+        } else {
+            (pkt.l3.dst, pkt.l3.src)
+        };
+        let ports = pkt
+            .ports()
+            .map(|(s, d)| if sent_by_client { (s, d) } else { (d, s) });
+        let icmp = match pkt.l4 {
+            L4::Icmpv4 {
+                icmp_type, code, ..
+            }
+            | L4::Icmpv6 {
+                icmp_type, code, ..
+            } => Some(IcmpTypes {
+                icmp_type,
+                code,
+                response: None,
+            }),
+            _ => None,
+        };
+        let mut community = CommunityTuple::from_packet(pkt);
+        if !sent_by_client {
+            community = CommunityTuple {
+                src: community.dst,
+                dst: community.src,
+                proto: community.proto,
+                ports: community.ports.map(|(s, d)| (d, s)),
+            };
+        }
+        let mut tunnel = pkt.tunnel;
+        if !sent_by_client {
+            std::mem::swap(&mut tunnel.outer_src, &mut tunnel.outer_dst);
+            std::mem::swap(&mut tunnel.outer_src_port, &mut tunnel.outer_dst_port);
+        }
+        let proto = key.proto;
+        let rec = FlowRecord {
+            key: *key,
+            client_addr,
+            server_addr,
+            ports,
+            proto,
+            flow_id: flow_id(key, ts_ns),
+            first_ts_ns: ts_ns,
+            last_ts_ns: ts_ns,
+            pkts_toserver: 0,
+            pkts_toclient: 0,
+            bytes_toserver: 0,
+            bytes_toclient: 0,
+            tcp_flags_ts: 0,
+            tcp_flags_tc: 0,
+            tcp_state: TcpState::None,
+            icmp,
+            community,
+            tunnel,
+            end: FlowEnd::Live,
+            emergency: false,
+            alerted: false,
+            client_side,
+        };
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                self.slots[idx as usize] = rec;
+                idx
+            }
+            None => {
+                self.slots.push(rec);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(*key, idx);
+        self.live += 1;
+        self.stats.total += 1;
+        match proto {
+            PROTO_TCP => self.stats.tcp += 1,
+            PROTO_UDP => self.stats.udp += 1,
+            PROTO_ICMP => self.stats.icmpv4 += 1,
+            PROTO_ICMPV6 => self.stats.icmpv6 += 1,
+            _ => self.stats.other += 1,
+        }
+        idx
+    }
+
+    /// The table is full: enter emergency mode (shortened timeouts), expire what that allows,
+    /// and if still full evict the least recently seen flow.
+    fn make_room(&mut self, now_ns: u64, ended: &mut Vec<FlowRecord>) {
+        if !self.emergency {
+            self.emergency = true;
+            self.stats.emerg_mode_entered += 1;
+            self.expire(now_ns, ended);
+        }
+        if self.live >= self.max_flows {
+            // Evict the least recently seen 1 % at once, so a flood of new flows costs one scan
+            // per hundredth of the table rather than one per packet.
+            let batch = (self.max_flows / 100).max(1);
+            let mut by_age: Vec<(u64, u32)> = self
+                .index
+                .values()
+                .map(|&idx| (self.slots[idx as usize].last_ts_ns, idx))
+                .collect();
+            if by_age.len() > batch {
+                by_age.select_nth_unstable(batch - 1);
+                by_age.truncate(batch);
+            }
+            by_age.sort_unstable();
+            for (_, idx) in by_age {
+                self.stats.evicted += 1;
+                self.remove(idx, FlowEnd::Forced, ended);
+            }
+        }
+    }
+
+    /// Ends every flow idle past its timeout at packet time `now_ns`. Called by the worker once
+    /// per second of packet time; the dispatcher sends the same ticks to every worker, so which
+    /// flows end by timeout does not depend on how many workers there are.
+    pub fn expire(&mut self, now_ns: u64, ended: &mut Vec<FlowRecord>) {
+        let mut expired = Vec::new();
+        for (&_key, &idx) in self.index.iter() {
+            let rec = &self.slots[idx as usize];
+            if now_ns > rec.last_ts_ns.saturating_add(self.timeout_ns(rec)) {
+                expired.push(idx);
+            }
+        }
+        // Stable order so the ended records come out the same on every run.
+        expired.sort_unstable_by_key(|&idx| (self.slots[idx as usize].last_ts_ns, idx));
+        for idx in expired {
+            self.remove(idx, FlowEnd::Timeout, ended);
+        }
+        if self.emergency
+            && (self.live as f64) < self.max_flows as f64 * self.config.emergency_recovery
+        {
+            self.emergency = false;
+            self.stats.emerg_mode_over += 1;
+        }
+    }
+
+    /// Ends all flows (end of input or shutdown).
+    pub fn flush_all(&mut self, ended: &mut Vec<FlowRecord>) {
+        let mut all: Vec<u32> = self.index.values().copied().collect();
+        all.sort_unstable_by_key(|&idx| (self.slots[idx as usize].first_ts_ns, idx));
+        for idx in all {
+            self.remove(idx, FlowEnd::Shutdown, ended);
+        }
+    }
+
+    fn remove(&mut self, idx: u32, reason: FlowEnd, ended: &mut Vec<FlowRecord>) {
+        let mut rec = self.slots[idx as usize];
+        self.index.remove(&rec.key);
+        self.free.push(idx);
+        self.live -= 1;
+        rec.end = reason;
+        rec.emergency = self.emergency;
+        match reason {
+            FlowEnd::Timeout => self.stats.ended_timeout += 1,
+            FlowEnd::Forced => self.stats.ended_forced += 1,
+            FlowEnd::Shutdown | FlowEnd::Live => self.stats.ended_shutdown += 1,
+        }
+        match rec.state_str() {
+            "closed" => self.stats.end_state_closed += 1,
+            "established" => self.stats.end_state_established += 1,
+            _ => self.stats.end_state_new += 1,
+        }
+        ended.push(rec);
+    }
+
+    fn timeout_ns(&self, rec: &FlowRecord) -> u64 {
+        let t = match rec.proto {
+            PROTO_TCP => &self.config.timeouts.tcp,
+            PROTO_UDP => &self.config.timeouts.udp,
+            PROTO_ICMP | PROTO_ICMPV6 => &self.config.timeouts.icmp,
+            _ => &self.config.timeouts.default,
+        };
+        let secs = match (rec.state_str(), self.emergency) {
+            ("closed", false) => t.closed,
+            ("closed", true) => t.emergency_closed,
+            ("established", false) => t.established,
+            ("established", true) => t.emergency_established,
+            (_, false) => t.new,
+            (_, true) => t.emergency_new,
+        };
+        u64::from(secs) * NS_PER_SEC
+    }
+}
+
+fn other(side: KeySide) -> KeySide {
+    match side {
+        KeySide::Lo => KeySide::Hi,
+        KeySide::Hi => KeySide::Lo,
+    }
+}
+
+/// A flow id that is the same whichever worker (or how many) tracked the flow: derived from the
+/// key and the first packet's time. 51 bits, so JSON consumers that read numbers as doubles keep
+/// it exact.
+fn flow_id(key: &FlowKey, first_ts_ns: u64) -> u64 {
+    let h = key.symmetric_hash() ^ first_ts_ns.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let h = (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    (h ^ (h >> 32)) & ((1 << 51) - 1)
+}

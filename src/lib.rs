@@ -1,0 +1,9 @@
+//! Vigil: the sensor daemon's library. `main.rs` is only the CLI edge.
+
+pub mod capture;
+pub mod config;
+pub mod flow;
+pub mod output;
+pub mod pipeline;
+pub mod replay;
+pub mod stats;

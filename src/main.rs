@@ -1,0 +1,216 @@
+//! The `vigil` command line.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use vigil::config::Config;
+use vigil::replay::{replay, ReplayOptions, ReplayReport};
+
+#[derive(Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "Network sensor for managed detection and response"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay pcap/pcapng files through the sensor and write EVE JSON events.
+    Replay(ReplayArgs),
+    /// Configuration file tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Capture files (classic pcap or pcapng), read in order as one stream.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Configuration file (TOML); defaults apply without one.
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// Worker threads (default: the config's, which defaults to one per core).
+    #[arg(short, long)]
+    workers: Option<usize>,
+    /// Directory for eve.json (default: the config's `eve.dir`).
+    #[arg(short = 'l', long)]
+    eve_dir: Option<PathBuf>,
+    /// Progress bar on stderr.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    progress: Progress,
+    /// No summary on stderr.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Progress {
+    /// On when stderr is a terminal.
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a configuration file; prints the first error with file, line and column.
+    Check { file: PathBuf },
+    /// Print every setting with its default value.
+    Defaults,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vigil: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Replay(args) => run_replay(args),
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
+            Config::load(&file)?;
+            println!("{}: OK", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Defaults,
+        } => {
+            print!("{}", Config::defaults_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let workers = args.workers.unwrap_or_else(|| config.workers());
+    anyhow::ensure!(workers >= 1, "--workers must be at least 1");
+    let eve_dir = args
+        .eve_dir
+        .clone()
+        .unwrap_or_else(|| config.eve.dir.clone());
+    let show_progress = match args.progress {
+        Progress::Always => true,
+        Progress::Never => false,
+        Progress::Auto => std::io::stderr().is_terminal() && !args.quiet,
+    };
+    let progress = show_progress.then(progress_bar);
+    let report = replay(ReplayOptions {
+        files: args.files.clone(),
+        config,
+        workers,
+        eve_dir,
+        progress,
+    })
+    .context("replay failed")?;
+    if !args.quiet {
+        eprint!("{}", summary(&report));
+    }
+    for e in &report.input_errors {
+        eprintln!("vigil: error: {e}");
+    }
+    Ok(if report.input_errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn progress_bar() -> Box<dyn FnMut(u64, u64) + Send> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Box::new(move |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+        if done >= total {
+            bar.finish_and_clear();
+        }
+    })
+}
+
+fn summary(r: &ReplayReport) -> String {
+    let s = &r.stats;
+    let secs = r.elapsed.as_secs_f64().max(1e-9);
+    let events: Vec<String> = {
+        let mut ev = s.decoder.events.clone();
+        ev.sort_by_key(|e| std::cmp::Reverse(e.1));
+        ev.iter().take(5).map(|(n, c)| format!("{n} {c}")).collect()
+    };
+    let mut out = String::new();
+    out.push_str(&format!(
+        "vigil replay: {} packets, {} bytes in {:.3} s ({:.2} Mpps, {:.2} Gbit/s), {} worker{}\n",
+        s.decoder.pkts,
+        s.decoder.bytes,
+        secs,
+        s.decoder.pkts as f64 / secs / 1e6,
+        s.decoder.bytes as f64 * 8.0 / secs / 1e9,
+        r.workers,
+        if r.workers == 1 { "" } else { "s" },
+    ));
+    out.push_str(&format!(
+        "  flows {} (tcp {}, udp {}, icmp {}, other {}), evicted {}, emergency {}\n",
+        s.flow.total,
+        s.flow.tcp,
+        s.flow.udp,
+        s.flow.icmpv4 + s.flow.icmpv6,
+        s.flow.other,
+        s.flow.evicted,
+        s.flow.emerg_mode_entered,
+    ));
+    out.push_str(&format!(
+        "  alerts {} (no rules loaded), decode errors {}{}\n",
+        s.alerts,
+        s.decoder.decode_errors,
+        if events.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", events.join(", "))
+        },
+    ));
+    out.push_str(&format!(
+        "  fragments {} reassembled into {}, anomaly events {} (+{} over the rate limit)\n",
+        s.defrag.ipv4_fragments + s.defrag.ipv6_fragments,
+        s.defrag.ipv4_reassembled + s.defrag.ipv6_reassembled,
+        s.anomaly_events,
+        s.anomalies_suppressed,
+    ));
+    out.push_str(&format!(
+        "  events: {} written to {}\n",
+        r.output.events,
+        r.eve_path.display()
+    ));
+    out
+}

@@ -1,0 +1,358 @@
+//! EVE JSON events: the structs workers hand over by value, and their serialization (done on the
+//! output thread) with Suricata's field names and types.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use vigil_parsers::{TunnelContext, TunnelKind, MAX_VLANS};
+
+use super::time::eve_timestamp_string;
+use crate::flow::key::{PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
+use crate::flow::{community_id_v1, FlowRecord};
+use crate::stats::RunStats;
+
+/// A decoder anomaly seen on one packet.
+#[derive(Debug, Clone, Copy)]
+pub struct AnomalyEvent {
+    pub ts_ns: u64,
+    /// 1-based packet number in the input, as Suricata's `pcap_cnt`.
+    pub pcap_cnt: u64,
+    pub event: &'static str,
+    /// Addresses and ports when decoding got that far.
+    pub l3: Option<(IpAddr, IpAddr, u8)>,
+    pub ports: Option<(u16, u16)>,
+    pub vlans: [u16; MAX_VLANS],
+    pub vlan_count: u8,
+    pub tunnel: TunnelContext,
+    /// Index into the run's list of input files.
+    pub file_index: u32,
+}
+
+/// What workers and the pipeline hand to the output thread.
+#[derive(Debug, Clone)]
+pub enum EveEvent {
+    Flow(FlowRecord),
+    Anomaly(AnomalyEvent),
+    Stats(Box<RunStats>),
+}
+
+/// How events are rendered: settings that do not change during a run.
+#[derive(Debug, Clone)]
+pub struct EveFormat {
+    pub community_id_seed: u16,
+    /// Input file names, for `capture_file`.
+    pub files: Vec<String>,
+}
+
+pub fn proto_name(proto: u8) -> String {
+    match proto {
+        PROTO_TCP => "TCP".into(),
+        PROTO_UDP => "UDP".into(),
+        PROTO_ICMP => "ICMP".into(),
+        PROTO_ICMPV6 => "IPv6-ICMP".into(),
+        PROTO_SCTP => "SCTP".into(),
+        4 => "IPv4".into(),
+        41 => "IPv6".into(),
+        47 => "GRE".into(),
+        50 => "ESP".into(),
+        51 => "AH".into(),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Serialize)]
+struct TunnelJson {
+    src_ip: String,
+    dest_ip: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_port: Option<u16>,
+    proto: String,
+    depth: u8,
+}
+
+fn tunnel_json(t: &TunnelContext) -> Option<TunnelJson> {
+    if t.kind == TunnelKind::None {
+        return None;
+    }
+    let udp = t.outer_proto == PROTO_UDP;
+    Some(TunnelJson {
+        src_ip: t.outer_src.to_string(),
+        dest_ip: t.outer_dst.to_string(),
+        src_port: udp.then_some(t.outer_src_port),
+        dest_port: udp.then_some(t.outer_dst_port),
+        proto: proto_name(t.outer_proto),
+        depth: t.depth,
+    })
+}
+
+fn vlans(v: &[u16; MAX_VLANS], count: usize) -> Option<Vec<u16>> {
+    (count > 0).then(|| v[..count.min(MAX_VLANS)].to_vec())
+}
+
+fn vlan_count(v: &[u16; MAX_VLANS]) -> usize {
+    // The key stores unused tags as 0; VLAN id 0 (priority tag) ends the list too, which loses
+    // only a priority-only tag's presence in the event, not the flow's identity.
+    v.iter().take_while(|&&id| id != 0).count()
+}
+
+fn tcp_flags_hex(f: u8) -> String {
+    format!("{f:02x}")
+}
+
+#[derive(Serialize)]
+struct FlowSection {
+    pkts_toserver: u64,
+    pkts_toclient: u64,
+    bytes_toserver: u64,
+    bytes_toclient: u64,
+    start: String,
+    end: String,
+    age: u64,
+    state: &'static str,
+    reason: &'static str,
+    alerted: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    emergency: bool,
+}
+
+#[derive(Serialize)]
+struct TcpSection {
+    tcp_flags: String,
+    tcp_flags_ts: String,
+    tcp_flags_tc: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    syn: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    fin: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    rst: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    psh: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    ack: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    urg: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    ecn: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cwr: bool,
+    state: &'static str,
+}
+
+#[derive(Serialize)]
+struct FlowJson {
+    timestamp: String,
+    flow_id: u64,
+    event_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vlan: Option<Vec<u16>>,
+    src_ip: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_port: Option<u16>,
+    dest_ip: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_port: Option<u16>,
+    ip_v: u8,
+    proto: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_type: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icmp_code: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_icmp_type: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_icmp_code: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tunnel: Option<TunnelJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_proto: Option<&'static str>,
+    flow: FlowSection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp: Option<TcpSection>,
+    community_id: String,
+}
+
+fn flow_json(f: &FlowRecord, fmt: &EveFormat) -> FlowJson {
+    let (src_port, dest_port) = match f.ports {
+        Some((s, d)) => (Some(s), Some(d)),
+        None => (None, None),
+    };
+    let tcp = (f.proto == PROTO_TCP).then(|| {
+        let all = f.tcp_flags_ts | f.tcp_flags_tc;
+        TcpSection {
+            tcp_flags: tcp_flags_hex(all),
+            tcp_flags_ts: tcp_flags_hex(f.tcp_flags_ts),
+            tcp_flags_tc: tcp_flags_hex(f.tcp_flags_tc),
+            syn: all & vigil_parsers::TCP_SYN != 0,
+            fin: all & vigil_parsers::TCP_FIN != 0,
+            rst: all & vigil_parsers::TCP_RST != 0,
+            psh: all & vigil_parsers::TCP_PSH != 0,
+            ack: all & vigil_parsers::TCP_ACK != 0,
+            urg: all & vigil_parsers::TCP_URG != 0,
+            ecn: all & vigil_parsers::TCP_ECE != 0,
+            cwr: all & vigil_parsers::TCP_CWR != 0,
+            state: f.tcp_state.as_str(),
+        }
+    });
+    let age = f.last_ts_ns / 1_000_000_000 - f.first_ts_ns / 1_000_000_000;
+    FlowJson {
+        timestamp: eve_timestamp_string(f.first_ts_ns),
+        flow_id: f.flow_id,
+        event_type: "flow",
+        vlan: vlans(&f.key.vlans, vlan_count(&f.key.vlans)),
+        src_ip: f.client_addr.to_string(),
+        src_port,
+        dest_ip: f.server_addr.to_string(),
+        dest_port,
+        ip_v: if f.client_addr.is_ipv4() { 4 } else { 6 },
+        proto: proto_name(f.proto),
+        icmp_type: f.icmp.map(|i| i.icmp_type),
+        icmp_code: f.icmp.map(|i| i.code),
+        response_icmp_type: f.icmp.and_then(|i| i.response.map(|r| r.0)),
+        response_icmp_code: f.icmp.and_then(|i| i.response.map(|r| r.1)),
+        tunnel: tunnel_json(&f.tunnel),
+        // Filled once application-layer detection exists; absent means "not inspected".
+        app_proto: None,
+        flow: FlowSection {
+            pkts_toserver: f.pkts_toserver,
+            pkts_toclient: f.pkts_toclient,
+            bytes_toserver: f.bytes_toserver,
+            bytes_toclient: f.bytes_toclient,
+            start: eve_timestamp_string(f.first_ts_ns),
+            end: eve_timestamp_string(f.last_ts_ns),
+            age,
+            state: f.state_str(),
+            reason: f.end.as_str(),
+            alerted: f.alerted,
+            emergency: f.emergency,
+        },
+        tcp,
+        community_id: community_id_v1(&f.community, fmt.community_id_seed),
+    }
+}
+
+#[derive(Serialize)]
+struct AnomalySection {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    event: &'static str,
+}
+
+#[derive(Serialize)]
+struct AnomalyJson<'a> {
+    timestamp: String,
+    event_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vlan: Option<Vec<u16>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proto: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tunnel: Option<TunnelJson>,
+    pkt_src: &'static str,
+    pcap_cnt: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capture_file: Option<&'a str>,
+    anomaly: AnomalySection,
+}
+
+fn anomaly_json<'a>(a: &AnomalyEvent, fmt: &'a EveFormat) -> AnomalyJson<'a> {
+    AnomalyJson {
+        timestamp: eve_timestamp_string(a.ts_ns),
+        event_type: "anomaly",
+        vlan: vlans(&a.vlans, a.vlan_count as usize),
+        src_ip: a.l3.map(|(s, _, _)| s.to_string()),
+        src_port: a.ports.map(|p| p.0),
+        dest_ip: a.l3.map(|(_, d, _)| d.to_string()),
+        dest_port: a.ports.map(|p| p.1),
+        proto: a.l3.map(|(_, _, p)| proto_name(p)),
+        tunnel: tunnel_json(&a.tunnel),
+        pkt_src: "wire/pcap",
+        pcap_cnt: a.pcap_cnt,
+        capture_file: fmt.files.get(a.file_index as usize).map(String::as_str),
+        anomaly: AnomalySection {
+            kind: "decode",
+            event: a.event,
+        },
+    }
+}
+
+/// Appends one event as a JSON line to `out`.
+pub fn write_event(ev: &EveEvent, fmt: &EveFormat, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    match ev {
+        EveEvent::Flow(f) => serde_json::to_writer(&mut *out, &flow_json(f, fmt))?,
+        EveEvent::Anomaly(a) => serde_json::to_writer(&mut *out, &anomaly_json(a, fmt))?,
+        EveEvent::Stats(s) => serde_json::to_writer(&mut *out, &stats_json(s))?,
+    }
+    out.push(b'\n');
+    Ok(())
+}
+
+/// The `stats` event in Suricata's layout (only counters Suricata's schema knows).
+fn stats_json(s: &RunStats) -> Value {
+    let d = &s.decoder;
+    let mut events: Map<String, Value> = Map::new();
+    for (name, count) in &d.events {
+        // `decoder.ipv4.trunc_pkt` → event.ipv4.trunc_pkt
+        let mut parts = name.splitn(3, '.');
+        if let (Some("decoder"), Some(layer), Some(ev)) = (parts.next(), parts.next(), parts.next())
+        {
+            let entry = events.entry(layer.to_string()).or_insert_with(|| json!({}));
+            if let Some(obj) = entry.as_object_mut() {
+                obj.insert(ev.to_string(), json!(count));
+            }
+        }
+    }
+    let f = &s.flow;
+    let df = &s.defrag;
+    json!({
+        "timestamp": eve_timestamp_string(s.last_ts_ns),
+        "event_type": "stats",
+        "stats": {
+            "uptime": s.uptime_secs,
+            "decoder": {
+                "pkts": d.pkts, "bytes": d.bytes, "invalid": d.invalid,
+                "ethernet": d.ethernet, "raw": d.raw, "null": d.null, "sll": d.sll, "sll2": d.sll2,
+                "ipv4": d.ipv4, "ipv6": d.ipv6, "tcp": d.tcp, "udp": d.udp, "sctp": d.sctp,
+                "icmpv4": d.icmpv4, "icmpv6": d.icmpv6, "arp": d.arp,
+                "vlan": d.vlan, "vlan_qinq": d.vlan_qinq, "vlan_qinqinq": d.vlan_qinqinq,
+                "mpls": d.mpls, "gre": d.gre, "erspan": d.erspan, "vxlan": d.vxlan,
+                "geneve": d.geneve, "teredo": d.teredo,
+                "ipv4_in_ipv4": d.ipv4_in_ipv4, "ipv6_in_ipv4": d.ipv6_in_ipv4,
+                "ipv4_in_ipv6": d.ipv4_in_ipv6, "ipv6_in_ipv6": d.ipv6_in_ipv6,
+                "unknown_ethertype": d.unknown_ethertype,
+                "avg_pkt_size": d.bytes.checked_div(d.pkts).unwrap_or(0),
+                "max_pkt_size": d.max_pkt_size,
+                "event": events,
+            },
+            "flow": {
+                "total": f.total, "tcp": f.tcp, "udp": f.udp, "icmpv4": f.icmpv4,
+                "icmpv6": f.icmpv6, "active": f.active, "memuse": f.memuse_bytes,
+                "memcap": f.evicted,
+                "emerg_mode_entered": f.emerg_mode_entered, "emerg_mode_over": f.emerg_mode_over,
+                "end": { "state": {
+                    "new": f.end_state_new, "established": f.end_state_established,
+                    "closed": f.end_state_closed,
+                } },
+                "mgr": { "flows_timeout": f.ended_timeout, "flows_evicted": f.ended_forced },
+            },
+            "defrag": {
+                "ipv4": { "fragments": df.ipv4_fragments, "reassembled": df.ipv4_reassembled },
+                "ipv6": { "fragments": df.ipv6_fragments, "reassembled": df.ipv6_reassembled },
+                "max_frags_reached": df.max_frags_reached,
+                "memuse": df.memuse_bytes,
+                "mgr": { "tracker_timeout": df.timeouts },
+            },
+        }
+    })
+}

@@ -1,0 +1,303 @@
+//! The replay reader's second half: decode, defragment, hash, and hand packets to workers.
+//!
+//! Decoding and defragmentation happen here, before the hash, because only a reassembled
+//! datagram has the ports a 5-tuple hash needs: fragments of one datagram, and the flow they
+//! belong to, must meet in the same worker.
+
+use crossbeam_channel::{Receiver, SendError, Sender};
+use vigil_parsers::{
+    decode, decode_ip, DecodedPacket, DefragConfig, DefragOutcome, DefragStats, Defragmenter,
+    LinkType, PacketKind,
+};
+
+use super::batch::{Batch, Slot, SlotKind};
+use crate::flow::FlowKey;
+use crate::stats::DecoderStats;
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+pub struct Dispatcher {
+    senders: Vec<Sender<Batch>>,
+    pending: Vec<Batch>,
+    recycled: Receiver<Batch>,
+    batch_packets: usize,
+    batch_bytes: usize,
+    defrag: Defragmenter,
+    scratch: DecodedPacket,
+    stats: DecoderStats,
+    next_tick_ns: Option<u64>,
+    pcap_cnt: u64,
+    first_ts_ns: Option<u64>,
+    last_ts_ns: u64,
+}
+
+/// A worker went away (it panicked or its channel closed): the run cannot continue.
+#[derive(Debug, thiserror::Error)]
+#[error("worker {0} stopped accepting packets")]
+pub struct WorkerGone(pub usize);
+
+impl Dispatcher {
+    pub fn new(
+        senders: Vec<Sender<Batch>>,
+        recycled: Receiver<Batch>,
+        batch_packets: usize,
+        defrag: DefragConfig,
+    ) -> Dispatcher {
+        let batch_bytes = batch_packets * 2048;
+        let pending = (0..senders.len())
+            .map(|_| Batch::with_capacity(batch_packets, batch_bytes))
+            .collect();
+        Dispatcher {
+            senders,
+            pending,
+            recycled,
+            batch_packets,
+            batch_bytes,
+            defrag: Defragmenter::new(defrag),
+            scratch: DecodedPacket::default(),
+            stats: DecoderStats::default(),
+            next_tick_ns: None,
+            pcap_cnt: 0,
+            first_ts_ns: None,
+            last_ts_ns: 0,
+        }
+    }
+
+    /// Takes one captured frame.
+    pub fn dispatch(
+        &mut self,
+        ts_ns: u64,
+        frame: &[u8],
+        link: LinkType,
+        file_index: u32,
+    ) -> Result<(), WorkerGone> {
+        self.pcap_cnt += 1;
+        self.first_ts_ns.get_or_insert(ts_ns);
+        self.last_ts_ns = self.last_ts_ns.max(ts_ns);
+        self.tick(ts_ns)?;
+
+        let mut pkt = std::mem::take(&mut self.scratch);
+        decode(link, frame, &mut pkt);
+        self.stats.count(link, frame.len() as u64, &pkt);
+
+        let result = if pkt.is_fragment() {
+            self.dispatch_fragment(ts_ns, frame, &mut pkt, file_index)
+        } else if pkt.kind == PacketKind::Ip {
+            self.push(
+                SlotKind::Packet,
+                ts_ns,
+                file_index,
+                frame,
+                frame.len() as u64,
+                &pkt,
+            )
+        } else if pkt.anomaly_count > 0 {
+            self.push(
+                SlotKind::AnomalyOnly,
+                ts_ns,
+                file_index,
+                &[],
+                frame.len() as u64,
+                &pkt,
+            )
+        } else {
+            Ok(())
+        };
+        self.scratch = pkt;
+        result
+    }
+
+    fn dispatch_fragment(
+        &mut self,
+        ts_ns: u64,
+        frame: &[u8],
+        pkt: &mut DecodedPacket,
+        file_index: u32,
+    ) -> Result<(), WorkerGone> {
+        let before = pkt.anomaly_count as usize;
+        let outcome = self.defrag.process(ts_ns, pkt, frame);
+        // Overlaps and oversize datagrams are found by the defragmenter, after `count`.
+        for a in pkt.anomalies().skip(before) {
+            self.stats.count_event(a.event);
+        }
+        match outcome {
+            DefragOutcome::Reassembled {
+                datagram,
+                frame_bytes,
+                ..
+            } => {
+                let mut whole = *pkt;
+                decode_ip(datagram, &mut whole);
+                // The fragment's anomalies stay reported; the datagram's own are counted now.
+                for a in pkt.anomalies() {
+                    if !whole.anomalies().any(|b| b == a) {
+                        whole.push_anomaly(a.layer, a.event);
+                    }
+                }
+                for a in whole.anomalies() {
+                    if !pkt.anomalies().any(|b| b == a) {
+                        self.stats.count_event(a.event);
+                    }
+                }
+                let (slots, bytes) = (&mut self.pending, datagram);
+                let worker = worker_for(&whole, slots.len());
+                push_slot(
+                    &mut slots[worker],
+                    SlotKind::Packet,
+                    ts_ns,
+                    self.pcap_cnt,
+                    file_index,
+                    bytes,
+                    frame_bytes,
+                    &whole,
+                );
+                self.flush_if_full(worker)
+            }
+            DefragOutcome::Held | DefragOutcome::Dropped => {
+                if pkt.anomaly_count > 0 {
+                    self.push(
+                        SlotKind::AnomalyOnly,
+                        ts_ns,
+                        file_index,
+                        &[],
+                        frame.len() as u64,
+                        pkt,
+                    )
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    fn push(
+        &mut self,
+        kind: SlotKind,
+        ts_ns: u64,
+        file_index: u32,
+        bytes: &[u8],
+        wire_bytes: u64,
+        pkt: &DecodedPacket,
+    ) -> Result<(), WorkerGone> {
+        let worker = worker_for(pkt, self.pending.len());
+        push_slot(
+            &mut self.pending[worker],
+            kind,
+            ts_ns,
+            self.pcap_cnt,
+            file_index,
+            bytes,
+            wire_bytes,
+            pkt,
+        );
+        self.flush_if_full(worker)
+    }
+
+    /// On each new second of packet time, every worker gets a tick in order with its packets.
+    /// A jump over many seconds is one tick: expiry compares times, it does not count ticks.
+    fn tick(&mut self, ts_ns: u64) -> Result<(), WorkerGone> {
+        let second = ts_ns - ts_ns % NS_PER_SEC;
+        match self.next_tick_ns {
+            None => self.next_tick_ns = Some(second + NS_PER_SEC),
+            Some(next) if ts_ns >= next => {
+                self.next_tick_ns = Some(second + NS_PER_SEC);
+                self.defrag.expire(second);
+                let tick = DecodedPacket::default();
+                for worker in 0..self.pending.len() {
+                    push_slot(
+                        &mut self.pending[worker],
+                        SlotKind::Tick,
+                        second,
+                        self.pcap_cnt,
+                        0,
+                        &[],
+                        0,
+                        &tick,
+                    );
+                    self.flush_if_full(worker)?;
+                }
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    fn flush_if_full(&mut self, worker: usize) -> Result<(), WorkerGone> {
+        let batch = &self.pending[worker];
+        if batch.slots.len() >= self.batch_packets || batch.data.len() >= self.batch_bytes {
+            self.flush(worker)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, worker: usize) -> Result<(), WorkerGone> {
+        if self.pending[worker].slots.is_empty() {
+            return Ok(());
+        }
+        let fresh = match self.recycled.try_recv() {
+            Ok(mut b) => {
+                b.clear();
+                b
+            }
+            Err(_) => Batch::with_capacity(self.batch_packets, self.batch_bytes),
+        };
+        let full = std::mem::replace(&mut self.pending[worker], fresh);
+        self.senders[worker]
+            .send(full)
+            .map_err(|SendError(_)| WorkerGone(worker))
+    }
+
+    /// Sends what is pending and closes the workers' rings; returns the decoder's counters.
+    pub fn finish(mut self) -> Result<(DecoderStats, DefragStats, u64, u64), WorkerGone> {
+        for worker in 0..self.pending.len() {
+            self.flush(worker)?;
+        }
+        let defrag = self.defrag.stats();
+        Ok((
+            self.stats,
+            defrag,
+            self.first_ts_ns.unwrap_or(0),
+            self.last_ts_ns,
+        ))
+    }
+
+    pub fn packets(&self) -> u64 {
+        self.pcap_cnt
+    }
+}
+
+/// Which worker owns this packet's flow. Non-IP packets (only anomalies to report) go to worker 0.
+fn worker_for(pkt: &DecodedPacket, workers: usize) -> usize {
+    if workers == 1 {
+        return 0;
+    }
+    match FlowKey::from_packet(pkt) {
+        Some((key, _)) => (key.symmetric_hash() % workers as u64) as usize,
+        None => 0,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_slot(
+    batch: &mut Batch,
+    kind: SlotKind,
+    ts_ns: u64,
+    pcap_cnt: u64,
+    file_index: u32,
+    bytes: &[u8],
+    wire_bytes: u64,
+    pkt: &DecodedPacket,
+) {
+    let data_start = batch.data.len() as u32;
+    batch.data.extend_from_slice(bytes);
+    batch.slots.push(Slot {
+        kind,
+        ts_ns,
+        pcap_cnt,
+        file_index,
+        data_start,
+        data_len: bytes.len() as u32,
+        wire_bytes,
+        decoded: *pkt,
+    });
+}

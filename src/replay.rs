@@ -1,0 +1,172 @@
+//! `vigil replay`: pcap/pcapng files through the full pipeline, as the live daemon would see
+//! them, with packet timestamps as the only clock.
+
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::bounded;
+use vigil_parsers::LinkType;
+
+use crate::capture::{CaptureError, PcapFileReader};
+use crate::config::Config;
+use crate::output::eve::{EveEvent, EveFormat};
+use crate::output::{EveFileWriter, OutputError, OutputReport};
+use crate::pipeline::{Batch, Dispatcher, Worker, WorkerConfig};
+use crate::stats::RunStats;
+
+pub struct ReplayOptions {
+    pub files: Vec<PathBuf>,
+    pub config: Config,
+    pub workers: usize,
+    pub eve_dir: PathBuf,
+    /// Called now and then with (bytes read, total bytes) for a progress display.
+    pub progress: Option<Box<dyn FnMut(u64, u64) + Send>>,
+}
+
+pub struct ReplayReport {
+    pub stats: RunStats,
+    pub elapsed: Duration,
+    pub workers: usize,
+    pub output: OutputReport,
+    /// Inputs that could not be read to their end; what came before the damage was processed.
+    pub input_errors: Vec<CaptureError>,
+    pub eve_path: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error("a worker thread failed: {0}")]
+    Worker(String),
+}
+
+pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
+    let started = Instant::now();
+    let workers = opts.workers.max(1);
+    let cfg = &opts.config;
+    let format = EveFormat {
+        community_id_seed: cfg.flow.community_id_seed,
+        files: opts.files.iter().map(|p| p.display().to_string()).collect(),
+    };
+    let writer = EveFileWriter::create(&opts.eve_dir, format)?;
+    let eve_path = opts.eve_dir.join("eve.json");
+
+    let (events_tx, events_rx) = bounded::<Vec<EveEvent>>(workers * 64);
+    let output = thread::Builder::new()
+        .name("vigil-output".into())
+        .spawn(move || writer.run(events_rx))
+        .map_err(|e| ReplayError::Worker(e.to_string()))?;
+
+    let ring = cfg.pipeline.ring_batches;
+    let (recycle_tx, recycle_rx) = bounded::<Batch>(workers * (ring + 2));
+    let worker_cfg = WorkerConfig {
+        flow: cfg.flow_table(workers),
+        anomaly_events_per_second: cfg.anomaly_events.max_per_second,
+    };
+    let mut senders = Vec::with_capacity(workers);
+    let mut handles = Vec::with_capacity(workers);
+    for k in 0..workers {
+        let (tx, rx) = bounded::<Batch>(ring);
+        senders.push(tx);
+        let worker = Worker::new(worker_cfg, events_tx.clone(), recycle_tx.clone());
+        let handle = thread::Builder::new()
+            .name(format!("vigil-worker-{k}"))
+            .spawn(move || worker.run(rx))
+            .map_err(|e| ReplayError::Worker(e.to_string()))?;
+        handles.push(handle);
+    }
+    drop(recycle_tx);
+
+    let mut dispatcher = Dispatcher::new(
+        senders,
+        recycle_rx,
+        cfg.pipeline.batch_packets,
+        cfg.defrag(),
+    );
+    let total_bytes: u64 = opts
+        .files
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let mut input_errors = Vec::new();
+    let mut done_bytes = 0u64;
+    let mut dispatch_failed = None;
+    'files: for (index, path) in opts.files.iter().enumerate() {
+        let mut reader = match PcapFileReader::open(path) {
+            Ok(r) => r,
+            Err(e) => {
+                input_errors.push(e);
+                continue;
+            }
+        };
+        loop {
+            match reader.next_packet() {
+                Ok(Some(raw)) => {
+                    let link = LinkType::from_pcap(raw.link_type);
+                    if let Err(e) = dispatcher.dispatch(raw.ts_ns, raw.data, link, index as u32) {
+                        dispatch_failed = Some(e.to_string());
+                        break 'files;
+                    }
+                    if dispatcher.packets() % 16_384 == 0 {
+                        if let Some(progress) = opts.progress.as_mut() {
+                            progress(done_bytes + reader.bytes_consumed(), total_bytes);
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    input_errors.push(e);
+                    break;
+                }
+            }
+        }
+        done_bytes += reader.bytes_consumed();
+    }
+    if let Some(progress) = opts.progress.as_mut() {
+        progress(total_bytes, total_bytes);
+    }
+
+    let finished = dispatcher.finish();
+    let mut stats = RunStats::default();
+    let mut worker_failure = dispatch_failed;
+    for handle in handles {
+        match handle.join() {
+            Ok(report) => {
+                stats.flow.add(&report.flow);
+                stats.flow_events += report.flow_events;
+                stats.anomaly_events += report.anomaly_events;
+                stats.anomalies_suppressed += report.anomalies_suppressed;
+            }
+            Err(_) => worker_failure = Some("a worker panicked".into()),
+        }
+    }
+    match finished {
+        Ok((decoder, defrag, first_ts, last_ts)) => {
+            stats.decoder = decoder;
+            stats.defrag = defrag;
+            stats.first_ts_ns = first_ts;
+            stats.last_ts_ns = last_ts;
+        }
+        Err(e) => worker_failure = Some(e.to_string()),
+    }
+    stats.uptime_secs = started.elapsed().as_secs();
+    let _ = events_tx.send(vec![EveEvent::Stats(Box::new(stats.clone()))]);
+    drop(events_tx);
+    let output = output
+        .join()
+        .map_err(|_| ReplayError::Worker("the output thread panicked".into()))??;
+    if let Some(failure) = worker_failure {
+        return Err(ReplayError::Worker(failure));
+    }
+    Ok(ReplayReport {
+        stats,
+        elapsed: started.elapsed(),
+        workers,
+        output,
+        input_errors,
+        eve_path,
+    })
+}

@@ -1,0 +1,144 @@
+//! Run counters: what the decoder, flow tables and defragmenter saw. Summed from the threads
+//! that own them at the end of a run (and, in the daemon, on a timer).
+
+use vigil_parsers::{DecodedPacket, DefragStats, LinkType, PacketKind, TunnelKind, L4};
+
+use crate::flow::FlowStats;
+
+/// Decoder counters, named after Suricata's `stats.decoder.*`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecoderStats {
+    pub pkts: u64,
+    pub bytes: u64,
+    pub invalid: u64,
+    pub ethernet: u64,
+    pub raw: u64,
+    pub null: u64,
+    pub sll: u64,
+    pub sll2: u64,
+    pub ipv4: u64,
+    pub ipv6: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub sctp: u64,
+    pub icmpv4: u64,
+    pub icmpv6: u64,
+    pub arp: u64,
+    pub vlan: u64,
+    pub vlan_qinq: u64,
+    pub vlan_qinqinq: u64,
+    pub mpls: u64,
+    pub gre: u64,
+    pub erspan: u64,
+    pub vxlan: u64,
+    pub geneve: u64,
+    pub teredo: u64,
+    pub ipv4_in_ipv4: u64,
+    pub ipv6_in_ipv4: u64,
+    pub ipv4_in_ipv6: u64,
+    pub ipv6_in_ipv6: u64,
+    pub unknown_ethertype: u64,
+    pub unsupported_linktype: u64,
+    pub max_pkt_size: u64,
+    /// Packets with at least one anomaly.
+    pub decode_errors: u64,
+    /// Count per anomaly name; a short list, searched linearly (a handful of names per run).
+    pub events: Vec<(&'static str, u64)>,
+}
+
+impl DecoderStats {
+    /// Counts one decoded frame of `wire_len` bytes.
+    pub fn count(&mut self, link: LinkType, wire_len: u64, pkt: &DecodedPacket) {
+        self.pkts += 1;
+        self.bytes += wire_len;
+        self.max_pkt_size = self.max_pkt_size.max(wire_len);
+        match link {
+            LinkType::Ethernet => self.ethernet += 1,
+            LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => self.raw += 1,
+            LinkType::Null | LinkType::Loop => self.null += 1,
+            LinkType::LinuxSll => self.sll += 1,
+            LinkType::LinuxSll2 => self.sll2 += 1,
+            LinkType::Unsupported(_) => self.unsupported_linktype += 1,
+        }
+        match pkt.vlan_count {
+            0 => {}
+            1 => self.vlan += 1,
+            2 => self.vlan_qinq += 1,
+            _ => self.vlan_qinqinq += 1,
+        }
+        if pkt.mpls_labels > 0 {
+            self.mpls += 1;
+        }
+        match pkt.kind {
+            PacketKind::Arp => self.arp += 1,
+            PacketKind::OtherEthertype(_) => self.unknown_ethertype += 1,
+            PacketKind::Unknown => self.invalid += 1,
+            PacketKind::Ip => self.count_ip(pkt),
+        }
+        if pkt.anomaly_count > 0 {
+            self.decode_errors += 1;
+            for a in pkt.anomalies() {
+                self.count_event(a.event);
+            }
+        }
+    }
+
+    fn count_ip(&mut self, pkt: &DecodedPacket) {
+        let inner_v4 = pkt.l3.version == 4;
+        if inner_v4 {
+            self.ipv4 += 1;
+        } else {
+            self.ipv6 += 1;
+        }
+        match pkt.tunnel.kind {
+            TunnelKind::None => {}
+            TunnelKind::Gre => self.gre += 1,
+            TunnelKind::ErspanII => {
+                self.gre += 1;
+                self.erspan += 1;
+            }
+            TunnelKind::Vxlan => self.vxlan += 1,
+            TunnelKind::Geneve => self.geneve += 1,
+            TunnelKind::Teredo => self.teredo += 1,
+            TunnelKind::IpInIp => match (pkt.tunnel.outer_src.is_ipv4(), inner_v4) {
+                (true, true) => self.ipv4_in_ipv4 += 1,
+                (true, false) => self.ipv6_in_ipv4 += 1,
+                (false, true) => self.ipv4_in_ipv6 += 1,
+                (false, false) => self.ipv6_in_ipv6 += 1,
+            },
+        }
+        match pkt.l4 {
+            L4::Tcp(_) => self.tcp += 1,
+            L4::Udp { .. } => self.udp += 1,
+            L4::Sctp { .. } => self.sctp += 1,
+            L4::Icmpv4 { .. } => self.icmpv4 += 1,
+            L4::Icmpv6 { .. } => self.icmpv6 += 1,
+            L4::None => {}
+        }
+    }
+
+    pub fn count_event(&mut self, name: &'static str) {
+        match self.events.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, c)) => *c += 1,
+            None => self.events.push((name, 1)),
+        }
+    }
+}
+
+/// Everything a run counted; the final `stats` event and the summary are made from it.
+#[derive(Debug, Clone, Default)]
+pub struct RunStats {
+    pub decoder: DecoderStats,
+    pub flow: FlowStats,
+    pub defrag: DefragStats,
+    /// Anomaly events not written because of the per-second rate limit.
+    pub anomalies_suppressed: u64,
+    /// Events the output could not write (full ring in live mode, I/O errors).
+    pub events_dropped: u64,
+    pub flow_events: u64,
+    pub anomaly_events: u64,
+    pub alerts: u64,
+    pub uptime_secs: u64,
+    pub first_ts_ns: u64,
+    pub last_ts_ns: u64,
+}

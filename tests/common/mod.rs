@@ -1,0 +1,108 @@
+//! Shared helpers of the end-to-end tests: run the real `vigil` binary on real pcaps and read
+//! back what it wrote.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn shared() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
+
+pub struct Run {
+    pub status: std::process::ExitStatus,
+    pub stderr: String,
+    pub events: Vec<Value>,
+}
+
+impl Run {
+    pub fn of_type(&self, event_type: &str) -> Vec<&Value> {
+        self.events
+            .iter()
+            .filter(|e| e["event_type"] == event_type)
+            .collect()
+    }
+
+    pub fn stats(&self) -> &Value {
+        let stats = self.of_type("stats");
+        assert_eq!(stats.len(), 1, "one final stats event");
+        &stats[0]["stats"]
+    }
+}
+
+/// Runs `vigil replay` with a time limit (a hang is a failure) and parses its eve.json.
+pub fn replay(files: &[&Path], workers: usize, extra: &[&str], out_dir: &Path) -> Run {
+    let _ = std::fs::remove_dir_all(out_dir);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.arg("replay")
+        .args(files)
+        .arg("--workers")
+        .arg(workers.to_string());
+    cmd.arg("--eve-dir").arg(out_dir).args(extra);
+    let output = run_with_deadline(cmd, Duration::from_secs(300));
+    let eve = std::fs::read_to_string(out_dir.join("eve.json")).unwrap_or_default();
+    let events = eve
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+        .collect();
+    Run {
+        status: output.status,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        events,
+    }
+}
+
+pub fn run_with_deadline(mut cmd: Command, limit: Duration) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn vigil");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Validates every event against Suricata 8's EVE JSON schema.
+pub fn assert_schema_valid(events: &[Value]) {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(shared().join("corpus/suricata-etc/schema.json"))
+            .expect("EVE schema"),
+    )
+    .expect("schema JSON");
+    let validator = jsonschema::validator_for(&schema).expect("compile EVE schema");
+    for ev in events {
+        let errors: Vec<String> = validator.iter_errors(ev).map(|e| e.to_string()).collect();
+        assert!(
+            errors.is_empty(),
+            "event violates the EVE schema: {errors:?}\n{ev}"
+        );
+    }
+}
+
+/// Writes a generated pcap and returns its ground truth.
+pub fn generate(path: &Path, cfg: &vigil_pcapgen::GenConfig) -> vigil_pcapgen::GenSummary {
+    let file = std::fs::File::create(path).expect("create pcap");
+    vigil_pcapgen::generate(cfg, file).expect("generate pcap")
+}
+
+/// A flow event's identity without direction, to compare runs and match ground truth.
+pub fn flow_identity(ev: &Value) -> String {
+    let mut ends = [
+        format!("{} {}", ev["src_ip"], ev["src_port"]),
+        format!("{} {}", ev["dest_ip"], ev["dest_port"]),
+    ];
+    ends.sort();
+    format!(
+        "{} {} {} vlan={} tunnel={}",
+        ev["proto"], ends[0], ends[1], ev["vlan"], ev["tunnel"]
+    )
+}

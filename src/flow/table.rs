@@ -77,6 +77,10 @@ pub struct FlowRecord {
     pub emergency: bool,
     pub alerted: bool,
     client_side: KeySide,
+    /// Timer wheel bookkeeping: the second whose bucket holds this flow's live entry, and the
+    /// slot generation that entry must carry (older entries are stale).
+    wheel_sec: u64,
+    generation: u32,
 }
 
 impl FlowRecord {
@@ -207,11 +211,22 @@ pub struct FlowTable {
     emergency: bool,
     config: FlowTableConfig,
     stats: FlowStats,
+    /// Idle-timeout timer wheel, one bucket per second of packet time. A flow has one live
+    /// entry, at or before its expiry; when it is due but was seen since, it moves on. So a tick
+    /// touches only the flows due in that second, not the whole table.
+    wheel: Vec<Vec<(u32, u32)>>,
+    /// The last second whose bucket was processed.
+    wheel_sec: Option<u64>,
+    next_generation: u32,
+    due: Vec<u32>,
 }
 
+const WHEEL_SECONDS: u64 = 1024;
+
 /// Memory one flow costs: its record, its index entry and the index's control byte.
+/// The wheel entry (8 bytes) is counted too.
 pub const BYTES_PER_FLOW: usize =
-    std::mem::size_of::<FlowRecord>() + std::mem::size_of::<(FlowKey, u32)>() + 1 + 4;
+    std::mem::size_of::<FlowRecord>() + std::mem::size_of::<(FlowKey, u32)>() + 1 + 4 + 8;
 
 impl FlowTable {
     pub fn new(config: FlowTableConfig) -> FlowTable {
@@ -228,6 +243,10 @@ impl FlowTable {
                 max_flows: max_flows as u64,
                 ..FlowStats::default()
             },
+            wheel: (0..WHEEL_SECONDS).map(|_| Vec::new()).collect(),
+            wheel_sec: None,
+            next_generation: 0,
+            due: Vec::new(),
         }
     }
 
@@ -320,7 +339,29 @@ impl FlowTable {
             }
             _ => {}
         }
-        rec
+        // A state change can shorten the timeout (closed < established): move the entry up.
+        let due_sec = self.due_sec(&self.slots[idx as usize]);
+        if due_sec < self.slots[idx as usize].wheel_sec {
+            self.schedule(idx);
+        }
+        &mut self.slots[idx as usize]
+    }
+
+    /// The wheel second at which a flow's current expiry has passed.
+    fn due_sec(&self, rec: &FlowRecord) -> u64 {
+        rec.last_ts_ns.saturating_add(self.timeout_ns(rec)) / NS_PER_SEC + 1
+    }
+
+    /// Gives a flow a (new) live wheel entry at its due second, clamped into the wheel's window.
+    fn schedule(&mut self, idx: u32) {
+        let processed = self.wheel_sec.unwrap_or(0);
+        let rec = &self.slots[idx as usize];
+        let sec = self
+            .due_sec(rec)
+            .clamp(processed + 1, processed + WHEEL_SECONDS - 1);
+        let generation = rec.generation;
+        self.slots[idx as usize].wheel_sec = sec;
+        self.wheel[(sec % WHEEL_SECONDS) as usize].push((idx, generation));
     }
 
     fn insert(
@@ -399,7 +440,10 @@ impl FlowTable {
             emergency: false,
             alerted: false,
             client_side,
+            wheel_sec: 0,
+            generation: self.next_generation,
         };
+        self.next_generation = self.next_generation.wrapping_add(1);
         let idx = match self.free.pop() {
             Some(idx) => {
                 self.slots[idx as usize] = rec;
@@ -411,6 +455,8 @@ impl FlowTable {
             }
         };
         self.index.insert(*key, idx);
+        self.wheel_sec.get_or_insert(ts_ns / NS_PER_SEC);
+        self.schedule(idx);
         self.live += 1;
         self.stats.total += 1;
         match proto {
@@ -429,7 +475,7 @@ impl FlowTable {
         if !self.emergency {
             self.emergency = true;
             self.stats.emerg_mode_entered += 1;
-            self.expire(now_ns, ended);
+            self.expire_scan(now_ns, ended);
         }
         if self.live >= self.max_flows {
             // Evict the least recently seen 1 % at once, so a flood of new flows costs one scan
@@ -456,23 +502,83 @@ impl FlowTable {
     /// per second of packet time; the dispatcher sends the same ticks to every worker, so which
     /// flows end by timeout does not depend on how many workers there are.
     pub fn expire(&mut self, now_ns: u64, ended: &mut Vec<FlowRecord>) {
-        let mut expired = Vec::new();
-        for (&_key, &idx) in self.index.iter() {
-            let rec = &self.slots[idx as usize];
-            if now_ns > rec.last_ts_ns.saturating_add(self.timeout_ns(rec)) {
-                expired.push(idx);
-            }
-        }
-        // Stable order so the ended records come out the same on every run.
-        expired.sort_unstable_by_key(|&idx| (self.slots[idx as usize].last_ts_ns, idx));
-        for idx in expired {
-            self.remove(idx, FlowEnd::Timeout, ended);
+        if self.emergency {
+            // Emergency timeouts are shorter than what the wheel was scheduled with.
+            self.expire_scan(now_ns, ended);
+        } else {
+            self.expire_wheel(now_ns, ended);
         }
         if self.emergency
             && (self.live as f64) < self.max_flows as f64 * self.config.emergency_recovery
         {
             self.emergency = false;
             self.stats.emerg_mode_over += 1;
+        }
+    }
+
+    fn expire_wheel(&mut self, now_ns: u64, ended: &mut Vec<FlowRecord>) {
+        let now_sec = now_ns / NS_PER_SEC;
+        let Some(processed) = self.wheel_sec else {
+            return;
+        };
+        if now_sec <= processed {
+            return;
+        }
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
+        let steps = (now_sec - processed).min(WHEEL_SECONDS);
+        for step in 1..=steps {
+            let bucket = ((processed + step) % WHEEL_SECONDS) as usize;
+            let mut entries = std::mem::take(&mut self.wheel[bucket]);
+            for &(idx, generation) in &entries {
+                let rec = &self.slots[idx as usize];
+                let live = rec.end == FlowEnd::Live && rec.generation == generation;
+                if !live || rec.wheel_sec % WHEEL_SECONDS != bucket as u64 {
+                    continue; // stale: the flow ended, or its entry moved
+                }
+                if rec.wheel_sec > now_sec {
+                    self.wheel[bucket].push((idx, generation));
+                } else if now_ns > rec.last_ts_ns.saturating_add(self.timeout_ns(rec)) {
+                    due.push(idx);
+                } else {
+                    self.wheel_sec = Some(now_sec);
+                    self.schedule(idx);
+                    self.wheel_sec = Some(processed);
+                }
+            }
+            entries.clear();
+            if self.wheel[bucket].is_empty() {
+                self.wheel[bucket] = entries;
+            }
+        }
+        self.wheel_sec = Some(now_sec);
+        self.end_due(&mut due, ended);
+        self.due = due;
+    }
+
+    /// Checks every flow against its timeout (emergency mode, where all timeouts shrank).
+    fn expire_scan(&mut self, now_ns: u64, ended: &mut Vec<FlowRecord>) {
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
+        for &idx in self.index.values() {
+            let rec = &self.slots[idx as usize];
+            if now_ns > rec.last_ts_ns.saturating_add(self.timeout_ns(rec)) {
+                due.push(idx);
+            }
+        }
+        self.end_due(&mut due, ended);
+        self.due = due;
+    }
+
+    /// Ends the given flows in a stable order (last seen, then flow id), the same whichever
+    /// worker held them.
+    fn end_due(&mut self, due: &mut [u32], ended: &mut Vec<FlowRecord>) {
+        due.sort_unstable_by_key(|&idx| {
+            let rec = &self.slots[idx as usize];
+            (rec.last_ts_ns, rec.flow_id)
+        });
+        for &idx in due.iter() {
+            self.remove(idx, FlowEnd::Timeout, ended);
         }
     }
 
@@ -486,6 +592,7 @@ impl FlowTable {
     }
 
     fn remove(&mut self, idx: u32, reason: FlowEnd, ended: &mut Vec<FlowRecord>) {
+        self.slots[idx as usize].end = reason;
         let mut rec = self.slots[idx as usize];
         self.index.remove(&rec.key);
         self.free.push(idx);
@@ -538,4 +645,231 @@ fn flow_id(key: &FlowKey, first_ts_ns: u64) -> u64 {
     let h = key.symmetric_hash() ^ first_ts_ns.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let h = (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     (h ^ (h >> 32)) & ((1 << 51) - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_parsers::{PacketKind, TcpInfo, L3, TCP_FIN, TCP_RST};
+
+    const SEC: u64 = NS_PER_SEC;
+
+    fn udp(src: &str, sport: u16, dst: &str, dport: u16) -> DecodedPacket {
+        DecodedPacket {
+            kind: PacketKind::Ip,
+            l3: L3 {
+                version: 4,
+                src: src.parse().unwrap(),
+                dst: dst.parse().unwrap(),
+                proto: 17,
+                ..L3::default()
+            },
+            l4: L4::Udp {
+                src_port: sport,
+                dst_port: dport,
+            },
+            ..DecodedPacket::default()
+        }
+    }
+
+    fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: u8) -> DecodedPacket {
+        let mut p = udp(src, sport, dst, dport);
+        p.l3.proto = 6;
+        p.l4 = L4::Tcp(TcpInfo {
+            src_port: sport,
+            dst_port: dport,
+            flags,
+            ..TcpInfo::default()
+        });
+        p
+    }
+
+    fn table(memcap_bytes: usize) -> FlowTable {
+        FlowTable::new(FlowTableConfig {
+            memcap_bytes,
+            timeouts: FlowTimeouts::default(),
+            emergency_recovery: 0.7,
+        })
+    }
+
+    fn feed(t: &mut FlowTable, ts: u64, p: &DecodedPacket, ended: &mut Vec<FlowRecord>) {
+        let (key, side) = FlowKey::from_packet(p).unwrap();
+        t.update(ts, &key, side, p, 100, ended);
+    }
+
+    /// Runs the per-second ticks the dispatcher would send, from `from` to `to` seconds.
+    fn tick(t: &mut FlowTable, from: u64, to: u64, ended: &mut Vec<FlowRecord>) {
+        for s in from..=to {
+            t.expire(s * SEC, ended);
+        }
+    }
+
+    #[test]
+    fn both_directions_are_one_flow_and_timeouts_follow_state() {
+        let mut t = table(1 << 20);
+        let mut ended = Vec::new();
+        feed(
+            &mut t,
+            1000 * SEC,
+            &udp("10.0.0.1", 5000, "10.0.0.2", 53),
+            &mut ended,
+        );
+        feed(
+            &mut t,
+            1000 * SEC + 1,
+            &udp("10.0.0.2", 53, "10.0.0.1", 5000),
+            &mut ended,
+        );
+        feed(
+            &mut t,
+            1000 * SEC,
+            &udp("10.0.0.3", 5000, "10.0.0.2", 53),
+            &mut ended,
+        );
+        assert_eq!(t.len(), 2);
+        // The one-way flow (new: 30 s) ends first; the answered one (established: 300 s) stays.
+        tick(&mut t, 1001, 1030, &mut ended);
+        assert!(ended.is_empty(), "nothing before the timeout has passed");
+        tick(&mut t, 1031, 1031, &mut ended);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].client_addr.to_string(), "10.0.0.3");
+        assert_eq!(ended[0].end, FlowEnd::Timeout);
+        tick(&mut t, 1032, 1300, &mut ended);
+        assert_eq!(ended.len(), 1);
+        tick(&mut t, 1301, 1301, &mut ended);
+        assert_eq!(ended.len(), 2);
+        let f = ended[1];
+        assert_eq!(
+            (f.pkts_toserver, f.pkts_toclient, f.bytes_toserver),
+            (1, 1, 100)
+        );
+        assert_eq!(f.state_str(), "established");
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_packet_keeps_a_flow_alive_and_closing_shortens_its_timeout() {
+        let mut t = table(1 << 20);
+        let mut ended = Vec::new();
+        let c = ("192.0.2.1", 40000);
+        let s = ("198.51.100.7", 443);
+        feed(
+            &mut t,
+            10 * SEC,
+            &tcp(c.0, c.1, s.0, s.1, TCP_SYN),
+            &mut ended,
+        );
+        feed(
+            &mut t,
+            10 * SEC,
+            &tcp(s.0, s.1, c.0, c.1, TCP_SYN | TCP_ACK),
+            &mut ended,
+        );
+        feed(
+            &mut t,
+            10 * SEC,
+            &tcp(c.0, c.1, s.0, s.1, TCP_ACK),
+            &mut ended,
+        );
+        tick(&mut t, 11, 500, &mut ended);
+        feed(
+            &mut t,
+            500 * SEC,
+            &tcp(c.0, c.1, s.0, s.1, TCP_ACK),
+            &mut ended,
+        );
+        tick(&mut t, 501, 900, &mut ended);
+        assert!(
+            ended.is_empty(),
+            "established flows live 600 s past their last packet"
+        );
+        // RST: closed, 60 s.
+        feed(
+            &mut t,
+            900 * SEC,
+            &tcp(s.0, s.1, c.0, c.1, TCP_RST),
+            &mut ended,
+        );
+        tick(&mut t, 901, 960, &mut ended);
+        assert!(ended.is_empty());
+        tick(&mut t, 961, 961, &mut ended);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].state_str(), "closed");
+        assert_eq!(ended[0].tcp_state, TcpState::Closed);
+    }
+
+    #[test]
+    fn syn_after_close_starts_a_new_flow() {
+        let mut t = table(1 << 20);
+        let mut ended = Vec::new();
+        for (ts, flags, from_client) in [
+            (1, TCP_SYN, true),
+            (1, TCP_SYN | TCP_ACK, false),
+            (1, TCP_ACK, true),
+            (2, TCP_FIN | TCP_ACK, true),
+            (2, TCP_FIN | TCP_ACK, false),
+            (2, TCP_ACK, true),
+            (3, TCP_SYN, true),
+        ] {
+            let p = if from_client {
+                tcp("10.1.1.1", 1234, "10.2.2.2", 80, flags)
+            } else {
+                tcp("10.2.2.2", 80, "10.1.1.1", 1234, flags)
+            };
+            feed(&mut t, ts * SEC, &p, &mut ended);
+        }
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].end, FlowEnd::Forced);
+        assert_eq!(ended[0].pkts_toserver + ended[0].pkts_toclient, 6);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.stats().tcp_reuse, 1);
+    }
+
+    #[test]
+    fn memcap_enters_emergency_and_evicts_the_oldest() {
+        let mut t = table(BYTES_PER_FLOW * 200);
+        let max = t.stats().max_flows as usize;
+        let mut ended = Vec::new();
+        for i in 0..(max + 10) {
+            let src = format!("10.9.{}.{}", i / 250, i % 250);
+            feed(
+                &mut t,
+                (100 + i as u64) * 1_000_000,
+                &udp(&src, 1, "10.0.0.1", 2),
+                &mut ended,
+            );
+        }
+        assert!(t.len() <= max);
+        let s = t.stats();
+        assert_eq!(s.emerg_mode_entered, 1);
+        assert!(s.evicted >= 10);
+        assert!(ended
+            .iter()
+            .all(|f| f.end == FlowEnd::Forced && f.emergency));
+        // The evicted are the oldest.
+        let newest_evicted = ended.iter().map(|f| f.last_ts_ns).max().unwrap();
+        assert!(newest_evicted < (100 + 20) * 1_000_000);
+        // Emergency timeouts (10 s for new UDP) apply until the table drains below 70 %.
+        tick(&mut t, 1, 12, &mut ended);
+        assert!(t.is_empty());
+        assert_eq!(t.stats().emerg_mode_over, 1);
+    }
+
+    #[test]
+    fn a_jump_in_packet_time_expires_everything_due() {
+        let mut t = table(1 << 20);
+        let mut ended = Vec::new();
+        for i in 0..50u16 {
+            feed(
+                &mut t,
+                5 * SEC,
+                &udp("10.0.0.1", 1000 + i, "10.0.0.2", 53),
+                &mut ended,
+            );
+        }
+        // One tick far past the wheel's span.
+        t.expire(100_000 * SEC, &mut ended);
+        assert_eq!(ended.len(), 50);
+        assert!(t.is_empty());
+    }
 }

@@ -12,7 +12,7 @@ use crate::capture::{CaptureError, PcapFileReader};
 use crate::config::Config;
 use crate::output::eve::{EveEvent, EveFormat};
 use crate::output::{EveFileWriter, OutputError, OutputReport};
-use crate::pipeline::{Batch, Dispatcher, Worker, WorkerConfig};
+use crate::pipeline::{Batch, Dispatcher, FrameBytes, Worker, WorkerConfig};
 use crate::stats::RunStats;
 
 pub struct ReplayOptions {
@@ -106,7 +106,10 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
             match reader.next_packet() {
                 Ok(Some(raw)) => {
                     let link = LinkType::from_pcap(raw.link_type);
-                    if let Err(e) = dispatcher.dispatch(raw.ts_ns, raw.data, link, index as u32) {
+                    let source = FrameBytes::Shared(raw.chunk, raw.chunk_offset);
+                    if let Err(e) =
+                        dispatcher.dispatch(raw.ts_ns, raw.data, source, link, index as u32)
+                    {
                         dispatch_failed = Some(e.to_string());
                         break 'files;
                     }

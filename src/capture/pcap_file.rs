@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::io::{self, ErrorKind, Read};
 use std::path::Path;
+use std::sync::Arc;
 
 use super::CaptureError;
 
@@ -39,10 +40,15 @@ const NG_SHB_MIN_LEN: u32 = 28;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawPacket<'a> {
     /// Packet time in ns since the Unix epoch. pcapng Simple Packet Blocks carry
-    /// no time stamp and get 0 (as libpcap does).
+    /// no time stamp and get the previous packet's.
     pub ts_ns: u64,
     /// Captured bytes (caplen).
     pub data: &'a [u8],
+    /// The read chunk `data` lies in, at `chunk_offset`: a consumer may keep a clone of it to
+    /// refer to the packet later without copying it. The reader never writes into a chunk
+    /// that is shared this way.
+    pub chunk: &'a Arc<Vec<u8>>,
+    pub chunk_offset: usize,
     /// Length on the wire (never less than `data.len()`).
     pub orig_len: u32,
     /// pcap LINKTYPE_ number of this packet's interface.
@@ -163,8 +169,12 @@ struct Meta {
 /// moved to the front before a refill.
 struct Chunked<R> {
     reader: R,
-    /// Always fully initialised; `len()` is the usable capacity.
-    buf: Vec<u8>,
+    /// Always fully initialised; `len()` is the usable capacity. While no one else holds it,
+    /// it is refilled in place; once shared (see `RawPacket::chunk`) it is frozen and new bytes
+    /// go into a fresh chunk.
+    buf: Arc<Vec<u8>>,
+    /// Retired chunks, reused once nobody holds them any more.
+    spare: Vec<Arc<Vec<u8>>>,
     start: usize,
     end: usize,
     /// File offset of `buf[0]`.
@@ -204,22 +214,30 @@ impl<R: Read> Chunked<R> {
     #[cold]
     fn fill_slow(&mut self, need: usize) -> io::Result<usize> {
         while self.end - self.start < need && !self.eof {
-            if self.buf.len() - self.start < need {
+            if Arc::get_mut(&mut self.buf).is_none() {
+                self.move_to_fresh_chunk(need);
+            }
+            let Some(buf) = Arc::get_mut(&mut self.buf) else {
+                return Err(io::Error::other(
+                    "read chunk still shared after replacing it",
+                ));
+            };
+            if buf.len() - self.start < need {
                 if self.start > 0 {
                     // Only the tail of one partial record is moved.
-                    self.buf.copy_within(self.start..self.end, 0);
+                    buf.copy_within(self.start..self.end, 0);
                     self.base += self.start as u64;
                     self.end -= self.start;
                     self.start = 0;
                 }
-                if self.end == self.buf.len() {
+                if self.end == buf.len() {
                     // Grow only once the buffer is full of real data, so a bogus
                     // huge length in a short file never allocates that much.
-                    let new_len = (self.buf.len() * 2).min(MAX_BUFFER).max(need);
-                    self.buf.resize(new_len, 0);
+                    let new_len = (buf.len() * 2).min(MAX_BUFFER).max(need);
+                    buf.resize(new_len, 0);
                 }
             }
-            match self.reader.read(&mut self.buf[self.end..]) {
+            match self.reader.read(&mut buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -228,7 +246,37 @@ impl<R: Read> Chunked<R> {
         }
         Ok(self.end - self.start)
     }
+
+    /// The current chunk is shared: carry its unconsumed tail over into a chunk nobody holds.
+    fn move_to_fresh_chunk(&mut self, need: usize) {
+        let tail = self.end - self.start;
+        let want = self.buf.len().max(need).max(tail);
+        let reusable = self.spare.iter().position(|c| Arc::strong_count(c) == 1);
+        let mut bytes = match reusable.map(|i| Arc::try_unwrap(self.spare.swap_remove(i))) {
+            Some(Ok(bytes)) => bytes,
+            Some(Err(still_shared)) => {
+                self.spare.push(still_shared);
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        if bytes.len() < want {
+            bytes.resize(want, 0);
+        }
+        bytes[..tail].copy_from_slice(&self.buf[self.start..self.end]);
+        let fresh = Arc::new(bytes);
+        let old = std::mem::replace(&mut self.buf, fresh);
+        if self.spare.len() < MAX_SPARE_CHUNKS {
+            self.spare.push(old);
+        }
+        self.base += self.start as u64;
+        self.start = 0;
+        self.end = tail;
+    }
 }
+
+/// Retired chunks kept for reuse; more in flight than this are freed when done with.
+const MAX_SPARE_CHUNKS: usize = 16;
 
 #[inline]
 fn rd_u32(b: &[u8], at: usize, be: bool) -> u32 {
@@ -278,7 +326,8 @@ impl<R: Read> PcapFileReader<R> {
         let mut me = PcapFileReader {
             src: Chunked {
                 reader,
-                buf: vec![0; buffer_size.clamp(1, MAX_BUFFER)],
+                buf: Arc::new(vec![0; buffer_size.clamp(1, MAX_BUFFER)]),
+                spare: Vec::new(),
                 start: 0,
                 end: 0,
                 base: 0,
@@ -342,6 +391,8 @@ impl<R: Read> PcapFileReader<R> {
                 Ok(Some(RawPacket {
                     ts_ns,
                     data: &self.src.buf[m.data_at..m.data_at + m.caplen],
+                    chunk: &self.src.buf,
+                    chunk_offset: m.data_at,
                     orig_len: m.orig_len,
                     link_type: m.link_type,
                     interface: m.interface,

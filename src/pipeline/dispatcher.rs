@@ -10,11 +10,13 @@ use vigil_parsers::{
     LinkType, PacketKind,
 };
 
-use super::batch::{Batch, Slot, SlotKind};
+use super::batch::{Batch, FrameBytes, Slot, SlotKind};
 use crate::flow::FlowKey;
 use crate::stats::DecoderStats;
 
 const NS_PER_SEC: u64 = 1_000_000_000;
+/// Copy space a new batch starts with; it grows (and keeps its size when recycled) if needed.
+const INITIAL_COPY_BYTES: usize = 16 * 1024;
 
 pub struct Dispatcher {
     senders: Vec<Sender<Batch>>,
@@ -43,9 +45,10 @@ impl Dispatcher {
         batch_packets: usize,
         defrag: DefragConfig,
     ) -> Dispatcher {
-        let batch_bytes = batch_packets * 2048;
+        // Copied bytes only (reassembled datagrams); captured frames stay in shared chunks.
+        let batch_bytes = 256 * 1024;
         let pending = (0..senders.len())
-            .map(|_| Batch::with_capacity(batch_packets, batch_bytes))
+            .map(|_| Batch::with_capacity(batch_packets, INITIAL_COPY_BYTES))
             .collect();
         Dispatcher {
             senders,
@@ -63,11 +66,12 @@ impl Dispatcher {
         }
     }
 
-    /// Takes one captured frame.
+    /// Takes one captured frame; `source` says whether its bytes can be shared or must be copied.
     pub fn dispatch(
         &mut self,
         ts_ns: u64,
         frame: &[u8],
+        source: FrameBytes<'_>,
         link: LinkType,
         file_index: u32,
     ) -> Result<(), WorkerGone> {
@@ -87,7 +91,7 @@ impl Dispatcher {
                 SlotKind::Packet,
                 ts_ns,
                 file_index,
-                frame,
+                (frame, source),
                 frame.len() as u64,
                 &pkt,
             )
@@ -96,7 +100,7 @@ impl Dispatcher {
                 SlotKind::AnomalyOnly,
                 ts_ns,
                 file_index,
-                &[],
+                (&[], FrameBytes::Borrowed),
                 frame.len() as u64,
                 &pkt,
             )
@@ -147,7 +151,7 @@ impl Dispatcher {
                     ts_ns,
                     self.pcap_cnt,
                     file_index,
-                    bytes,
+                    (bytes, FrameBytes::Borrowed),
                     frame_bytes,
                     &whole,
                 );
@@ -159,7 +163,7 @@ impl Dispatcher {
                         SlotKind::AnomalyOnly,
                         ts_ns,
                         file_index,
-                        &[],
+                        (&[], FrameBytes::Borrowed),
                         frame.len() as u64,
                         pkt,
                     )
@@ -175,7 +179,7 @@ impl Dispatcher {
         kind: SlotKind,
         ts_ns: u64,
         file_index: u32,
-        bytes: &[u8],
+        bytes: (&[u8], FrameBytes<'_>),
         wire_bytes: u64,
         pkt: &DecodedPacket,
     ) -> Result<(), WorkerGone> {
@@ -210,7 +214,7 @@ impl Dispatcher {
                         second,
                         self.pcap_cnt,
                         0,
-                        &[],
+                        (&[], FrameBytes::Borrowed),
                         0,
                         &tick,
                     );
@@ -239,7 +243,7 @@ impl Dispatcher {
                 b.clear();
                 b
             }
-            Err(_) => Batch::with_capacity(self.batch_packets, self.batch_bytes),
+            Err(_) => Batch::with_capacity(self.batch_packets, INITIAL_COPY_BYTES),
         };
         let full = std::mem::replace(&mut self.pending[worker], fresh);
         self.senders[worker]
@@ -284,20 +288,20 @@ fn push_slot(
     ts_ns: u64,
     pcap_cnt: u64,
     file_index: u32,
-    bytes: &[u8],
+    (bytes, source): (&[u8], FrameBytes<'_>),
     wire_bytes: u64,
     pkt: &DecodedPacket,
 ) {
-    let data_start = batch.data.len() as u32;
-    batch.data.extend_from_slice(bytes);
-    batch.slots.push(Slot {
+    let slot = Slot {
         kind,
         ts_ns,
         pcap_cnt,
         file_index,
-        data_start,
-        data_len: bytes.len() as u32,
+        chunk: Slot::OWNED,
+        data_start: 0,
+        data_len: 0,
         wire_bytes,
         decoded: *pkt,
-    });
+    };
+    batch.push(slot, bytes, source);
 }

@@ -9,6 +9,6 @@ pub mod batch;
 pub mod dispatcher;
 pub mod worker;
 
-pub use batch::{Batch, Slot, SlotKind};
+pub use batch::{Batch, FrameBytes, Slot, SlotKind};
 pub use dispatcher::Dispatcher;
 pub use worker::{Worker, WorkerConfig, WorkerReport};

@@ -112,7 +112,10 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         None => Config::default(),
     };
     let workers = args.workers.unwrap_or_else(|| config.workers());
-    anyhow::ensure!(workers >= 1, "--workers must be at least 1");
+    anyhow::ensure!(
+        (1..=1024).contains(&workers),
+        "--workers must be at least 1 and at most 1024"
+    );
     let eve_dir = args
         .eve_dir
         .clone()

@@ -1098,9 +1098,23 @@ impl<'a> Decoder<'a, '_> {
         } else {
             (0, 0)
         };
+        let code = icmp.code_u8();
+        // Suricata stops at a truncated IP packet; its ICMP fields are still decoded here (flows
+        // of snaplen-limited captures stay visible), but not judged, to report the same events.
+        let truncated = self
+            .out
+            .anomalies()
+            .any(|a| a.event == "decoder.ipv4.trunc_pkt");
+        if !truncated {
+            match icmpv4_code_limit(icmp_type) {
+                None => self.anomaly("icmpv4", "decoder.icmpv4.unknown_type"),
+                Some(max) if code > max => self.anomaly("icmpv4", "decoder.icmpv4.unknown_code"),
+                Some(_) => {}
+            }
+        }
         self.out.l4 = L4::Icmpv4 {
             icmp_type,
-            code: icmp.code_u8(),
+            code,
             id,
             seq,
         };
@@ -1141,5 +1155,23 @@ impl<'a> Decoder<'a, '_> {
             dst_port: be16(self.data, off + 2),
         };
         self.set_payload(off + 12, end);
+    }
+}
+
+/// Highest valid code of the ICMPv4 types Suricata knows (its `decoder.icmpv4.unknown_type`
+/// and `unknown_code` events flag the rest); `None` for an unknown type.
+fn icmpv4_code_limit(icmp_type: u8) -> Option<u8> {
+    match icmp_type {
+        // echo reply, source quench, echo, timestamp(+reply), info(+reply), address mask(+reply)
+        0 | 4 | 8 | 13..=18 => Some(0),
+        // destination unreachable: net … precedence cutoff
+        3 => Some(15),
+        // redirect: net, host, tos+net, tos+host
+        5 => Some(3),
+        // time exceeded: in transit, reassembly
+        11 => Some(1),
+        // parameter problem: pointer, missing option, bad length
+        12 => Some(2),
+        _ => None,
     }
 }

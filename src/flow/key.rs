@@ -407,4 +407,14 @@ mod tests {
             assert_eq!(community_id_v1(&t, seed), want, "{t:?} seed {seed}");
         }
     }
+
+    /// Equal addresses: the lower port goes first (suricata-verify `community-id-sameip`, whose
+    /// upstream configuration uses seed 1).
+    #[test]
+    fn same_ip_orders_by_port() {
+        let t = tuple("192.168.0.254", "192.168.0.254", 6, Some((56162, 3306)));
+        assert_eq!(community_id_v1(&t, 1), "1:IJQHtzXv/tXud3FtXIufkDsfEd4=");
+        let back = tuple("192.168.0.254", "192.168.0.254", 6, Some((3306, 56162)));
+        assert_eq!(community_id_v1(&back, 1), "1:IJQHtzXv/tXud3FtXIufkDsfEd4=");
+    }
 }

@@ -339,8 +339,13 @@ impl FlowTable {
             }
             _ => {}
         }
-        // A state change can shorten the timeout (closed < established): move the entry up.
-        let due_sec = self.due_sec(&self.slots[idx as usize]);
+        // A state change can shorten the timeout (closed < established): move the entry up. The
+        // entry is never before the next unprocessed second (see `schedule`), so neither is the due
+        // second compared with it: else every packet of a flow whose packet time lies behind the
+        // wheel (input files out of time order) adds one more live entry and the flow ends as often.
+        let due_sec = self
+            .due_sec(&self.slots[idx as usize])
+            .max(self.wheel_sec.unwrap_or(0) + 1);
         if due_sec < self.slots[idx as usize].wheel_sec {
             self.schedule(idx);
         }
@@ -592,6 +597,10 @@ impl FlowTable {
     }
 
     fn remove(&mut self, idx: u32, reason: FlowEnd, ended: &mut Vec<FlowRecord>) {
+        // A flow ends once: a second wheel entry for it, or any other path, finds it gone.
+        if self.slots[idx as usize].end != FlowEnd::Live {
+            return;
+        }
         self.slots[idx as usize].end = reason;
         let mut rec = self.slots[idx as usize];
         self.index.remove(&rec.key);
@@ -853,6 +862,38 @@ mod tests {
         tick(&mut t, 1, 12, &mut ended);
         assert!(t.is_empty());
         assert_eq!(t.stats().emerg_mode_over, 1);
+    }
+
+    /// Packets older than the wheel's clock (inputs out of time order) neither pile up wheel
+    /// entries nor end a flow twice.
+    #[test]
+    fn packets_behind_the_clock_end_their_flow_once() {
+        let mut t = table(1 << 20);
+        let mut ended = Vec::new();
+        let c = ("192.0.2.1", 40000);
+        let s = ("198.51.100.7", 80);
+        tick(&mut t, 0, 0, &mut ended);
+        feed(
+            &mut t,
+            1000 * SEC,
+            &udp("10.0.0.9", 1, "10.0.0.8", 2),
+            &mut ended,
+        );
+        tick(&mut t, 1001, 1005, &mut ended);
+        for i in 0..20u64 {
+            let from_client = i % 2 == 0;
+            let flags = if i == 19 { TCP_FIN | TCP_ACK } else { TCP_ACK };
+            let p = if from_client {
+                tcp(c.0, c.1, s.0, s.1, flags)
+            } else {
+                tcp(s.0, s.1, c.0, c.1, flags)
+            };
+            feed(&mut t, (10 + i) * SEC, &p, &mut ended);
+        }
+        tick(&mut t, 1006, 2000, &mut ended);
+        let tcp_records = ended.iter().filter(|f| f.proto == 6).count();
+        assert_eq!(tcp_records, 1, "{ended:?}");
+        assert!(t.is_empty());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use crossbeam_channel::{Receiver, SendError, Sender};
 use vigil_parsers::{
     decode, decode_ip, DecodedPacket, DefragConfig, DefragOutcome, DefragStats, Defragmenter,
-    LinkType, PacketKind,
+    LinkType, PacketKind, TunnelKind, L4,
 };
 
 use super::batch::{Batch, FrameBytes, Slot, SlotKind};
@@ -84,7 +84,15 @@ impl Dispatcher {
         decode(link, frame, &mut pkt);
         self.stats.count(link, frame.len() as u64, &pkt);
 
-        let result = if pkt.is_fragment() {
+        // The carrier counts whatever its tunnel holds (ARP too, or an undecodable payload).
+        let carrier = if pkt.is_fragment() {
+            Ok(())
+        } else {
+            self.push_carrier(ts_ns, file_index, frame.len() as u64, &pkt)
+        };
+        let result = if carrier.is_err() {
+            carrier
+        } else if pkt.is_fragment() {
             self.dispatch_fragment(ts_ns, frame, &mut pkt, file_index)
         } else if pkt.kind == PacketKind::Ip {
             self.push(
@@ -143,6 +151,7 @@ impl Dispatcher {
                         self.stats.count_event(a.event);
                     }
                 }
+                let carrier = carrier_packet(&whole);
                 let (slots, bytes) = (&mut self.pending, datagram);
                 let worker = worker_for(&whole, slots.len());
                 push_slot(
@@ -155,7 +164,18 @@ impl Dispatcher {
                     frame_bytes,
                     &whole,
                 );
-                self.flush_if_full(worker)
+                self.flush_if_full(worker)?;
+                match carrier {
+                    Some(outer) => self.push(
+                        SlotKind::Packet,
+                        ts_ns,
+                        file_index,
+                        (&[], FrameBytes::Borrowed),
+                        frame_bytes,
+                        &outer,
+                    ),
+                    None => Ok(()),
+                }
             }
             DefragOutcome::Held | DefragOutcome::Dropped => {
                 if pkt.anomaly_count > 0 {
@@ -195,6 +215,29 @@ impl Dispatcher {
             pkt,
         );
         self.flush_if_full(worker)
+    }
+
+    /// A packet that came in a UDP tunnel (VXLAN, Geneve, Teredo) also counts toward the flow of
+    /// the tunnel itself, as Suricata logs it: that flow is hashed on its own 5-tuple, so it
+    /// stays in one worker whichever inner flows it carries.
+    fn push_carrier(
+        &mut self,
+        ts_ns: u64,
+        file_index: u32,
+        wire_bytes: u64,
+        pkt: &DecodedPacket,
+    ) -> Result<(), WorkerGone> {
+        match carrier_packet(pkt) {
+            Some(outer) => self.push(
+                SlotKind::Packet,
+                ts_ns,
+                file_index,
+                (&[], FrameBytes::Borrowed),
+                wire_bytes,
+                &outer,
+            ),
+            None => Ok(()),
+        }
     }
 
     /// On each new second of packet time, every worker gets a tick in order with its packets.
@@ -268,6 +311,34 @@ impl Dispatcher {
     pub fn packets(&self) -> u64 {
         self.pcap_cnt
     }
+}
+
+/// The outermost UDP packet of a packet that came in a UDP tunnel (VXLAN, Geneve, Teredo, and
+/// whatever is nested in them), as a flow-bound packet of its own (no bytes: the inner packet
+/// carries them). GRE and IP-in-IP carriers have no ports and, as in Suricata, no flow of their
+/// own.
+fn carrier_packet(pkt: &DecodedPacket) -> Option<DecodedPacket> {
+    let t = &pkt.tunnel;
+    // `outer_*` describe the outermost tunnel layer, whatever is nested inside it.
+    if t.kind == TunnelKind::None || t.outer_proto != 17 {
+        return None;
+    }
+    let mut outer = DecodedPacket {
+        kind: PacketKind::Ip,
+        vlans: pkt.vlans,
+        vlan_count: pkt.vlan_count,
+        mpls_labels: pkt.mpls_labels,
+        ..DecodedPacket::default()
+    };
+    outer.l3.version = if t.outer_src.is_ipv4() { 4 } else { 6 };
+    outer.l3.src = t.outer_src;
+    outer.l3.dst = t.outer_dst;
+    outer.l3.proto = 17;
+    outer.l4 = L4::Udp {
+        src_port: t.outer_src_port,
+        dst_port: t.outer_dst_port,
+    };
+    Some(outer)
 }
 
 /// Which worker owns this packet's flow. Non-IP packets (only anomalies to report) go to worker 0.

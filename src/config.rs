@@ -114,7 +114,8 @@ impl Default for AnomalyEventsSection {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
+    /// The OS error is the source: the error chain prints it after this.
+    #[error("cannot read {path}")]
     Read {
         path: String,
         source: std::io::Error,

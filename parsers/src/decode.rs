@@ -740,7 +740,11 @@ impl<'a> Decoder<'a, '_> {
                 return;
             }
             Err(tcp::HeaderSliceError::Len(_)) => {
-                self.anomaly("tcp", "decoder.tcp.pkt_too_small");
+                if self.capture_truncated() {
+                    self.partial_tcp(self.sub(off, end));
+                } else {
+                    self.anomaly("tcp", "decoder.tcp.pkt_too_small");
+                }
                 return;
             }
         };
@@ -813,6 +817,36 @@ impl<'a> Decoder<'a, '_> {
         }
     }
 
+    /// The capture holds less than the IP header says (a snaplen cut): already reported once
+    /// as `trunc_pkt`, and inner layers decode what is there without further complaint.
+    fn capture_truncated(&self) -> bool {
+        self.out
+            .anomalies()
+            .any(|a| matches!(a.event, "decoder.ipv4.trunc_pkt" | "decoder.ipv6.trunc_pkt"))
+    }
+
+    /// What a snaplen cut left of a TCP header: the ports keep the packet in its flow, and the
+    /// sequence number and flags count when they made it into the capture.
+    fn partial_tcp(&mut self, h: &[u8]) {
+        if h.len() < 4 {
+            self.anomaly("tcp", "decoder.tcp.pkt_too_small");
+            return;
+        }
+        let word = |at: usize| {
+            h.get(at..at + 4)
+                .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        self.out.l4 = L4::Tcp(TcpInfo {
+            src_port: be16(h, 0),
+            dst_port: be16(h, 2),
+            seq: word(4),
+            ack: word(8),
+            flags: h.get(13).copied().unwrap_or(0),
+            window: if h.len() >= 16 { be16(h, 14) } else { 0 },
+            ..TcpInfo::default()
+        });
+    }
+
     fn udp(&mut self, off: usize, end: usize, tunnels: bool) {
         let Ok(hdr) = UdpHeaderSlice::from_slice(self.sub(off, end)) else {
             self.anomaly("udp", "decoder.udp.pkt_too_small");
@@ -829,7 +863,10 @@ impl<'a> Decoder<'a, '_> {
             if ulen < 8 {
                 self.anomaly("udp", "decoder.udp.hlen_too_small");
             } else if ulen > avail {
-                self.anomaly("udp", "decoder.udp.hlen_invalid");
+                // A snaplen cut is already reported as the IP layer's trunc_pkt.
+                if !self.capture_truncated() {
+                    self.anomaly("udp", "decoder.udp.hlen_invalid");
+                }
             } else {
                 pend = off + ulen;
             }
@@ -1101,10 +1138,7 @@ impl<'a> Decoder<'a, '_> {
         let code = icmp.code_u8();
         // Suricata stops at a truncated IP packet; its ICMP fields are still decoded here (flows
         // of snaplen-limited captures stay visible), but not judged, to report the same events.
-        let truncated = self
-            .out
-            .anomalies()
-            .any(|a| a.event == "decoder.ipv4.trunc_pkt");
+        let truncated = self.capture_truncated();
         if !truncated {
             match icmpv4_code_limit(icmp_type) {
                 None => self.anomaly("icmpv4", "decoder.icmpv4.unknown_type"),

@@ -385,10 +385,8 @@ fn ipv6_extension_headers() {
     // Payload length beyond the capture.
     let full = ipv6(17, V6_A, V6_B, &udp(1, 2, b"0123456789"));
     let p = dec(LinkType::Ipv6, &full[..full.len() - 3]);
-    assert_eq!(
-        events(&p),
-        ["decoder.ipv6.trunc_pkt", "decoder.udp.hlen_invalid"]
-    );
+    // The snaplen cut is reported once, at the IP layer; UDP decodes what is there.
+    assert_eq!(events(&p), ["decoder.ipv6.trunc_pkt"]);
     assert_eq!(p.ports(), Some((1, 2)));
 
     let mut bad = full.clone();
@@ -900,11 +898,12 @@ fn every_truncation_of_a_tunnelled_packet() {
             "prefix {len} decoded without anomaly: {p:?}"
         );
         if let L4::Tcp(t) = p.l4 {
-            // Whatever TCP view survives must be the real one, not shifted garbage.
-            assert_eq!(
-                (t.src_port, t.dst_port, t.seq),
-                (40000, 80, 1),
-                "prefix {len}"
+            // Whatever TCP view survives must be the real one, not shifted garbage. A header
+            // cut by the capture (header_len 0) keeps its ports; a cut sequence number reads 0.
+            assert_eq!((t.src_port, t.dst_port), (40000, 80), "prefix {len}");
+            assert!(
+                t.seq == 1 || (t.header_len == 0 && t.seq == 0),
+                "prefix {len}: {t:?}"
             );
         }
         if p.kind == PacketKind::Ip {

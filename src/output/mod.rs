@@ -13,12 +13,12 @@ use eve::{write_event, EveEvent, EveFormat};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    #[error("cannot create event directory {path}: {source}")]
+    #[error("cannot create event directory {path}")]
     CreateDir {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,

@@ -106,3 +106,83 @@ pub fn flow_identity(ev: &Value) -> String {
         ev["proto"], ends[0], ends[1], ev["vlan"], ev["tunnel"]
     )
 }
+
+// ---- Helpers of the bad-input, odd-pcap and CLI tests (tests/bad_input.rs, odd_pcaps.rs, cli.rs).
+
+/// Runs the real `vigil` binary with `args` (a hang past `limit` is a failure).
+pub fn vigil_with_deadline<I, S>(args: I, limit: Duration) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(args);
+    run_with_deadline(cmd, limit)
+}
+
+/// Runs the real `vigil` binary with `args` and a 60 s deadline.
+pub fn vigil<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    vigil_with_deadline(args, Duration::from_secs(60))
+}
+
+/// Nothing crashed: no panic message, no Rust panic exit status (101), no signal.
+pub fn assert_no_crash(status: &std::process::ExitStatus, stderr: &str) {
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "vigil panicked: {stderr}"
+    );
+    assert!(
+        status.code().is_some(),
+        "vigil was killed by a signal ({status}): {stderr}"
+    );
+    assert_ne!(status.code(), Some(101), "vigil panicked: {stderr}");
+}
+
+/// Record boundaries of a classic little-endian pcap with 16-byte record headers:
+/// (offset of the record header, header + captured bytes) for every complete record.
+pub fn pcap_records(bytes: &[u8]) -> Vec<(usize, usize)> {
+    assert_eq!(
+        &bytes[..4],
+        &0xa1b2_c3d4u32.to_le_bytes(),
+        "little-endian microsecond pcap expected"
+    );
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        if at + 16 + caplen > bytes.len() {
+            break;
+        }
+        out.push((at, 16 + caplen));
+        at += 16 + caplen;
+    }
+    out
+}
+
+/// A run's flow events as sorted JSON lines: comparable between runs of the same packets.
+pub fn flow_lines(run: &Run) -> Vec<String> {
+    let mut lines: Vec<String> = run.of_type("flow").iter().map(|e| e.to_string()).collect();
+    lines.sort();
+    lines
+}
+
+/// Every EVE schema violation of `events`: (the validator's messages, the event).
+pub fn schema_violations(events: &[Value]) -> Vec<(Vec<String>, Value)> {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(shared().join("corpus/suricata-etc/schema.json"))
+            .expect("EVE schema"),
+    )
+    .expect("schema JSON");
+    let validator = jsonschema::validator_for(&schema).expect("compile EVE schema");
+    events
+        .iter()
+        .filter_map(|ev| {
+            let errors: Vec<String> = validator.iter_errors(ev).map(|e| e.to_string()).collect();
+            (!errors.is_empty()).then(|| (errors, ev.clone()))
+        })
+        .collect()
+}

@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
     build-essential pkg-config clang
     libpcap-dev libhyperscan-dev libelf-dev zlib1g-dev
+    # tests and benchmarks: peak-RSS measurement, result summaries
+    time python3
 )
 
 missing=()

@@ -306,7 +306,11 @@ impl PcapFileReader<File> {
             path: name.clone(),
             source,
         })?;
-        Self::from_reader(file, &name)
+        // A small file gets a chunk its size: read chunks stay alive while batches refer to
+        // them, and a run over many small captures should not hold a full chunk for each.
+        let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        let buffer = usize::try_from(len.saturating_add(64)).unwrap_or(DEFAULT_BUFFER_SIZE);
+        Self::with_buffer_size(file, &name, buffer.clamp(4096, DEFAULT_BUFFER_SIZE))
     }
 }
 

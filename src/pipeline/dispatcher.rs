@@ -4,6 +4,8 @@
 //! datagram has the ports a 5-tuple hash needs: fragments of one datagram, and the flow they
 //! belong to, must meet in the same worker.
 
+use std::sync::Arc;
+
 use crossbeam_channel::{Receiver, SendError, Sender};
 use vigil_parsers::{
     decode, decode_ip, DecodedPacket, DefragConfig, DefragOutcome, DefragStats, Defragmenter,
@@ -31,6 +33,9 @@ pub struct Dispatcher {
     pcap_cnt: u64,
     first_ts_ns: Option<u64>,
     last_ts_ns: u64,
+    /// Addresses of the read chunk packets came from last, and of the one before it.
+    chunk_now: usize,
+    chunk_before: usize,
 }
 
 /// A worker went away (it panicked or its channel closed): the run cannot continue.
@@ -63,6 +68,8 @@ impl Dispatcher {
             pcap_cnt: 0,
             first_ts_ns: None,
             last_ts_ns: 0,
+            chunk_now: 0,
+            chunk_before: 0,
         }
     }
 
@@ -79,6 +86,9 @@ impl Dispatcher {
         self.first_ts_ns.get_or_insert(ts_ns);
         self.last_ts_ns = self.last_ts_ns.max(ts_ns);
         self.tick(ts_ns)?;
+        if let FrameBytes::Shared(chunk, _) = source {
+            self.on_chunk(Arc::as_ptr(chunk) as usize)?;
+        }
 
         let mut pkt = std::mem::take(&mut self.scratch);
         decode(link, frame, &mut pkt);
@@ -238,6 +248,27 @@ impl Dispatcher {
             ),
             None => Ok(()),
         }
+    }
+
+    /// The reader moved on to another read chunk. A pending batch that still holds one older
+    /// than the previous chunk goes out now: a worker that receives few packets would otherwise
+    /// keep a whole chunk (and a whole small capture file, one after another) alive per packet.
+    fn on_chunk(&mut self, chunk: usize) -> Result<(), WorkerGone> {
+        if chunk == self.chunk_now {
+            return Ok(());
+        }
+        self.chunk_before = std::mem::replace(&mut self.chunk_now, chunk);
+        let keep = [self.chunk_before, self.chunk_now];
+        for worker in 0..self.pending.len() {
+            let stale = self.pending[worker]
+                .chunks
+                .iter()
+                .any(|c| !keep.contains(&(Arc::as_ptr(c) as usize)));
+            if stale {
+                self.flush(worker)?;
+            }
+        }
+        Ok(())
     }
 
     /// On each new second of packet time, every worker gets a tick in order with its packets.

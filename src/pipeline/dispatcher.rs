@@ -161,7 +161,6 @@ impl Dispatcher {
                         self.stats.count_event(a.event);
                     }
                 }
-                let carrier = carrier_packet(&whole);
                 let (slots, bytes) = (&mut self.pending, datagram);
                 let worker = worker_for(&whole, slots.len());
                 push_slot(
@@ -175,17 +174,7 @@ impl Dispatcher {
                     &whole,
                 );
                 self.flush_if_full(worker)?;
-                match carrier {
-                    Some(outer) => self.push(
-                        SlotKind::Packet,
-                        ts_ns,
-                        file_index,
-                        (&[], FrameBytes::Borrowed),
-                        frame_bytes,
-                        &outer,
-                    ),
-                    None => Ok(()),
-                }
+                self.push_carrier(ts_ns, file_index, frame_bytes, &whole)
             }
             DefragOutcome::Held | DefragOutcome::Dropped => {
                 if pkt.anomaly_count > 0 {

@@ -85,19 +85,39 @@ pub struct FlowRecord {
 
 impl FlowRecord {
     /// Suricata's `flow.state`: `new`, `established` or `closed`.
-    pub fn state_str(&self) -> &'static str {
+    pub fn state(&self) -> FlowState {
         if self.proto == PROTO_TCP {
             if self.tcp_state.is_closed() {
-                "closed"
+                FlowState::Closed
             } else if self.tcp_state.is_established() {
-                "established"
+                FlowState::Established
             } else {
-                "new"
+                FlowState::New
             }
         } else if self.pkts_toclient > 0 && self.pkts_toserver > 0 {
-            "established"
+            FlowState::Established
         } else {
-            "new"
+            FlowState::New
+        }
+    }
+}
+
+/// A flow's state as timeouts and EVE see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowState {
+    /// No answer yet, or the TCP handshake is not complete.
+    New,
+    Established,
+    /// TCP FIN/RST seen.
+    Closed,
+}
+
+impl FlowState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowState::New => "new",
+            FlowState::Established => "established",
+            FlowState::Closed => "closed",
         }
     }
 }
@@ -613,10 +633,10 @@ impl FlowTable {
             FlowEnd::Forced => self.stats.ended_forced += 1,
             FlowEnd::Shutdown | FlowEnd::Live => self.stats.ended_shutdown += 1,
         }
-        match rec.state_str() {
-            "closed" => self.stats.end_state_closed += 1,
-            "established" => self.stats.end_state_established += 1,
-            _ => self.stats.end_state_new += 1,
+        match rec.state() {
+            FlowState::Closed => self.stats.end_state_closed += 1,
+            FlowState::Established => self.stats.end_state_established += 1,
+            FlowState::New => self.stats.end_state_new += 1,
         }
         ended.push(rec);
     }
@@ -628,13 +648,13 @@ impl FlowTable {
             PROTO_ICMP | PROTO_ICMPV6 => &self.config.timeouts.icmp,
             _ => &self.config.timeouts.default,
         };
-        let secs = match (rec.state_str(), self.emergency) {
-            ("closed", false) => t.closed,
-            ("closed", true) => t.emergency_closed,
-            ("established", false) => t.established,
-            ("established", true) => t.emergency_established,
-            (_, false) => t.new,
-            (_, true) => t.emergency_new,
+        let secs = match (rec.state(), self.emergency) {
+            (FlowState::Closed, false) => t.closed,
+            (FlowState::Closed, true) => t.emergency_closed,
+            (FlowState::Established, false) => t.established,
+            (FlowState::Established, true) => t.emergency_established,
+            (FlowState::New, false) => t.new,
+            (FlowState::New, true) => t.emergency_new,
         };
         u64::from(secs) * NS_PER_SEC
     }
@@ -752,7 +772,7 @@ mod tests {
             (f.pkts_toserver, f.pkts_toclient, f.bytes_toserver),
             (1, 1, 100)
         );
-        assert_eq!(f.state_str(), "established");
+        assert_eq!(f.state(), FlowState::Established);
         assert!(t.is_empty());
     }
 
@@ -803,7 +823,7 @@ mod tests {
         assert!(ended.is_empty());
         tick(&mut t, 961, 961, &mut ended);
         assert_eq!(ended.len(), 1);
-        assert_eq!(ended[0].state_str(), "closed");
+        assert_eq!(ended[0].state(), FlowState::Closed);
         assert_eq!(ended[0].tcp_state, TcpState::Closed);
     }
 

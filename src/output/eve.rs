@@ -224,7 +224,7 @@ fn flow_json(f: &FlowRecord, fmt: &EveFormat) -> FlowJson {
             start: eve_timestamp_string(f.first_ts_ns),
             end: eve_timestamp_string(f.last_ts_ns),
             age,
-            state: f.state_str(),
+            state: f.state().as_str(),
             reason: f.end.as_str(),
             alerted: f.alerted,
             emergency: f.emergency,

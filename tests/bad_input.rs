@@ -48,6 +48,18 @@ fn error_lines(stderr: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The run printed exactly one error line, and it contains `expected`; returns that line.
+fn single_error<'a>(run: &'a common::Run, expected: &str, case: &str) -> &'a str {
+    let errors = error_lines(&run.stderr);
+    assert_eq!(errors.len(), 1, "{case}: one error: {}", run.stderr);
+    assert!(
+        errors[0].contains(expected),
+        "{case}: expected `{expected}` in: {}",
+        run.stderr
+    );
+    errors[0]
+}
+
 /// Deterministic pseudo-random bytes (xorshift), never starting with a capture-file magic.
 fn garbage(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -116,13 +128,7 @@ fn truncated_pcap_names_offset_and_keeps_what_came_before() {
         let run = replay(&[&path], 2, &[], &dir.path().join("eve-cut"));
         assert_input_error(&run, case);
         let expected = format!("{}: truncated at byte offset {rec_off}", path.display());
-        let errors = error_lines(&run.stderr);
-        assert_eq!(errors.len(), 1, "{case}: one error: {}", run.stderr);
-        assert!(
-            errors[0].contains(&expected),
-            "{case}: expected `{expected}` in: {}",
-            run.stderr
-        );
+        single_error(&run, &expected, case);
         let stats = run.stats();
         assert_eq!(
             stats["decoder"]["pkts"], index as u64,
@@ -156,17 +162,10 @@ fn corrupt_record_length_names_offset_and_keeps_what_came_before() {
     let run = replay(&[&path], 2, &[], &dir.path().join("eve"));
     assert_input_error(&run, "corrupt caplen");
     let expected = format!("{}: corrupt at byte offset {rec_off}", path.display());
-    let errors = error_lines(&run.stderr);
-    assert_eq!(errors.len(), 1, "one error: {}", run.stderr);
+    let error = single_error(&run, &expected, "corrupt caplen");
     assert!(
-        errors[0].contains(&expected),
-        "expected `{expected}` in: {}",
-        run.stderr
-    );
-    assert!(
-        errors[0].contains("4294967040"),
-        "the bad length is shown: {}",
-        errors[0]
+        error.contains("4294967040"),
+        "the bad length is shown: {error}"
     );
     let stats = run.stats();
     assert_eq!(stats["decoder"]["pkts"], index as u64);
@@ -178,14 +177,7 @@ fn corrupt_record_length_names_offset_and_keeps_what_came_before() {
 fn unreadable(dir: &Path, input: &Path, what: &str, expected: &str) -> Run {
     let run = replay(&[input], 2, &[], &dir.join("eve"));
     assert_input_error(&run, what);
-    let errors = error_lines(&run.stderr);
-    assert_eq!(errors.len(), 1, "{what}: one error: {}", run.stderr);
-    let expected = format!("{}: {expected}", input.display());
-    assert!(
-        errors[0].contains(&expected),
-        "{what}: expected `{expected}` in: {}",
-        run.stderr
-    );
+    single_error(&run, &format!("{}: {expected}", input.display()), what);
     assert_eq!(run.stats()["decoder"]["pkts"], 0, "{what}");
     assert!(run.of_type("flow").is_empty(), "{what}");
     run
@@ -286,15 +278,10 @@ fn bad_file_between_good_ones_does_not_stop_the_run() {
         &dir.path().join("eve-garbage"),
     );
     assert_input_error(&run, "garbage in the middle");
-    let errors = error_lines(&run.stderr);
-    assert_eq!(errors.len(), 1, "{}", run.stderr);
-    assert!(
-        errors[0].contains(&format!(
-            "{}: not a pcap or pcapng file",
-            garbage_path.display()
-        )),
-        "{}",
-        run.stderr
+    single_error(
+        &run,
+        &format!("{}: not a pcap or pcapng file", garbage_path.display()),
+        "garbage in the middle",
     );
     assert_eq!(run.stats()["decoder"]["pkts"], t1.packets + t2.packets);
     assert_eq!(flow_lines(&run), flow_lines(&reference));
@@ -313,15 +300,10 @@ fn bad_file_between_good_ones_does_not_stop_the_run() {
         &dir.path().join("eve-cut"),
     );
     assert_input_error(&run, "truncated file in the middle");
-    let errors = error_lines(&run.stderr);
-    assert_eq!(errors.len(), 1, "{}", run.stderr);
-    assert!(
-        errors[0].contains(&format!(
-            "{}: truncated at byte offset {rec_off}",
-            cut_path.display()
-        )),
-        "{}",
-        run.stderr
+    single_error(
+        &run,
+        &format!("{}: truncated at byte offset {rec_off}", cut_path.display()),
+        "truncated file in the middle",
     );
     assert_eq!(
         run.stats()["decoder"]["pkts"],

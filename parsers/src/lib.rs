@@ -5,6 +5,7 @@
 
 pub mod decode;
 pub mod defrag;
+pub mod app;
 pub mod packet;
 
 pub use decode::{decode, decode_ip, LinkType, ETHER_8023_LENGTH_FRAME, MAX_TUNNEL_DEPTH};

@@ -254,3 +254,84 @@ impl Rng {
         (self.next() % n as u64) as usize
     }
 }
+
+/// One transport payload taken from a real capture, for parser unit tests.
+#[derive(Debug, Clone)]
+pub struct PcapPayload {
+    pub ts_ns: u64,
+    pub src: std::net::SocketAddr,
+    pub dst: std::net::SocketAddr,
+    /// 6 TCP or 17 UDP.
+    pub proto: u8,
+    pub tcp_flags: u8,
+    pub seq: u32,
+    pub payload: Vec<u8>,
+}
+
+/// The path of a file in the shared corpus (`../shared/corpus/...` from the project root).
+pub fn corpus_path(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus").join(rel)
+}
+
+/// Every TCP/UDP packet with a payload (and every TCP packet with SYN/FIN/RST) of a classic pcap
+/// file from the shared corpus, in file order. No reassembly: the corpus captures used in unit
+/// tests are clean, so concatenating one direction's payloads gives its stream.
+pub fn pcap_payloads(rel: &str) -> Vec<PcapPayload> {
+    let path = corpus_path(rel);
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(data.len() >= 24, "{}: too short for a pcap", path.display());
+    let magic = u32::from_le_bytes(data[0..4].try_into().unwrap());
+    let (le, nanos) = match magic {
+        0xa1b2c3d4 => (true, false),
+        0xa1b23c4d => (true, true),
+        0xd4c3b2a1 => (false, false),
+        0x4d3cb2a1 => (false, true),
+        other => panic!("{}: not a classic pcap (magic {other:#x})", path.display()),
+    };
+    let rd = |b: &[u8]| {
+        let a: [u8; 4] = b.try_into().unwrap();
+        if le {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        }
+    };
+    let link = crate::LinkType::from_pcap(rd(&data[20..24]));
+    let mut out = Vec::new();
+    let mut pos = 24;
+    let mut pkt = crate::DecodedPacket::default();
+    while pos + 16 <= data.len() {
+        let secs = u64::from(rd(&data[pos..pos + 4]));
+        let frac = u64::from(rd(&data[pos + 4..pos + 8]));
+        let caplen = rd(&data[pos + 8..pos + 12]) as usize;
+        pos += 16;
+        if pos + caplen > data.len() {
+            break;
+        }
+        let frame = &data[pos..pos + caplen];
+        pos += caplen;
+        crate::decode(link, frame, &mut pkt);
+        let ts_ns = secs * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
+        let (proto, sport, dport, flags, seq) = match pkt.l4 {
+            crate::L4::Tcp(t) => (6, t.src_port, t.dst_port, t.flags, t.seq),
+            crate::L4::Udp { src_port, dst_port } => (17, src_port, dst_port, 0, 0),
+            _ => continue,
+        };
+        let start = pkt.payload_offset as usize;
+        let end = (start + pkt.payload_len as usize).min(frame.len());
+        let payload = frame.get(start..end).unwrap_or_default().to_vec();
+        if payload.is_empty() && flags & (crate::TCP_SYN | crate::TCP_FIN | crate::TCP_RST) == 0 {
+            continue;
+        }
+        out.push(PcapPayload {
+            ts_ns,
+            src: std::net::SocketAddr::new(pkt.l3.src, sport),
+            dst: std::net::SocketAddr::new(pkt.l3.dst, dport),
+            proto,
+            tcp_flags: flags,
+            seq,
+            payload,
+        });
+    }
+    out
+}

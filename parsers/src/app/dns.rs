@@ -1,0 +1,6 @@
+//! Placeholder until the dns parser lands.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DnsMessage {}

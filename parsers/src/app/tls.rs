@@ -1,0 +1,6 @@
+//! Placeholder until the tls parser lands.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TlsHandshake {}

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use vigil_parsers::DefragConfig;
 
+use crate::applayer::{AppLayerConfig, EnabledProtocols};
 use crate::flow::{FlowTableConfig, FlowTimeouts};
+use vigil_parsers::stream::{OverlapPolicy, StreamConfig};
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -14,6 +16,8 @@ pub struct Config {
     pub pipeline: PipelineSection,
     pub flow: FlowSection,
     pub defrag: DefragSection,
+    pub stream: StreamSection,
+    pub app_layer: AppLayerSection,
     pub eve: EveSection,
     pub anomaly_events: AnomalyEventsSection,
 }
@@ -47,6 +51,26 @@ pub struct DefragSection {
     pub memcap_bytes: usize,
     pub timeout_secs: u32,
     pub max_fragments: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamSection {
+    /// Memory for out-of-order TCP data over all workers; each worker gets an equal share.
+    pub memcap_bytes: usize,
+    /// Bytes reassembled per direction of a connection; 0 = unlimited.
+    pub depth_bytes: u64,
+    /// How overlapping retransmitted data is resolved: first, last, bsd, linux or windows.
+    pub overlap_policy: OverlapPolicy,
+    /// Reassemble connections whose handshake was not seen.
+    pub midstream: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppLayerSection {
+    /// Protocols detected and parsed; a disabled one is left undetected.
+    pub protocols: EnabledProtocols,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -92,6 +116,18 @@ impl Default for DefragSection {
             memcap_bytes: d.memcap_bytes,
             timeout_secs: (d.timeout_ns / 1_000_000_000) as u32,
             max_fragments: d.max_fragments,
+        }
+    }
+}
+
+impl Default for StreamSection {
+    fn default() -> Self {
+        let d = StreamConfig::default();
+        StreamSection {
+            memcap_bytes: 64 << 20,
+            depth_bytes: d.depth,
+            overlap_policy: d.policy,
+            midstream: d.midstream,
         }
     }
 }
@@ -224,6 +260,19 @@ impl Config {
             memcap_bytes: self.flow.memcap_bytes / workers.max(1),
             timeouts: self.flow.timeouts,
             emergency_recovery: f64::from(self.flow.emergency_recovery_percent) / 100.0,
+        }
+    }
+
+    pub fn app_layer(&self) -> AppLayerConfig {
+        AppLayerConfig {
+            stream: StreamConfig {
+                depth: self.stream.depth_bytes,
+                policy: self.stream.overlap_policy,
+                midstream: self.stream.midstream,
+                ..StreamConfig::default()
+            },
+            enabled: self.app_layer.protocols,
+            ..AppLayerConfig::default()
         }
     }
 

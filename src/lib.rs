@@ -1,5 +1,6 @@
 //! Vigil: the sensor daemon's library. `main.rs` is only the CLI edge.
 
+pub mod applayer;
 pub mod capture;
 pub mod config;
 pub mod flow;
@@ -7,3 +8,4 @@ pub mod output;
 pub mod pipeline;
 pub mod replay;
 pub mod stats;
+pub mod verify;

@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Replay pcap/pcapng files through the sensor and write EVE JSON events.
     Replay(ReplayArgs),
+    /// Run suricata-verify cases and check Vigil's output against their expectations.
+    Verify(VerifyArgs),
     /// Configuration file tools.
     Config {
         #[command(subcommand)]
@@ -51,6 +53,28 @@ struct ReplayArgs {
     /// No summary on stderr.
     #[arg(short, long)]
     quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// Folders holding suricata-verify cases (a folder with test.yaml; cases nest).
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// Keep each case's output in OUT/<case name>/eve.json.
+    #[arg(long, value_name = "OUT")]
+    keep: Option<PathBuf>,
+    /// Only cases whose name contains SUBSTR.
+    #[arg(long, value_name = "SUBSTR")]
+    filter: Option<String>,
+    /// Known failures and skips (case<TAB>fail|skip<TAB>reason); exit 0 when they explain all.
+    #[arg(long, value_name = "FILE")]
+    expectations: Option<PathBuf>,
+    /// Print only what the expectations do not explain, and the summary.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Also print skipped cases and every failing check.
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -90,6 +114,22 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Replay(args) => run_replay(args),
+        Command::Verify(args) => {
+            let opts = vigil::verify::VerifyOptions {
+                dirs: args.dirs,
+                keep: args.keep,
+                filter: args.filter,
+                expectations: args.expectations,
+                quiet: args.quiet,
+                verbose: args.verbose,
+            };
+            let summary = vigil::verify::run(&opts, &mut std::io::stdout().lock())?;
+            Ok(if summary.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Config {
             command: ConfigCommand::Check { file },
         } => {
@@ -202,6 +242,28 @@ fn summary(r: &ReplayReport) -> String {
         } else {
             format!(" ({})", events.join(", "))
         },
+    ));
+    let a = &s.app_layer;
+    out.push_str(&format!(
+        "  app-layer flows: http {}, tls {}, dns {}, ssh {}, unrecognised {}; events: http {}, dns {}, tls {}, ssh {}\n",
+        a.flows_http,
+        a.flows_tls,
+        a.flows_dns_udp + a.flows_dns_tcp,
+        a.flows_ssh,
+        a.flows_failed_tcp + a.flows_failed_udp,
+        s.app_events.http,
+        s.app_events.dns(),
+        s.app_events.tls,
+        s.app_events.ssh,
+    ));
+    out.push_str(&format!(
+        "  tcp reassembly: {} bytes, gaps {}, overlaps {} ({} with different data), memcap drops {}, depth reached {}\n",
+        a.stream.reassembled_bytes,
+        a.stream.gaps,
+        a.stream.overlaps,
+        a.stream.overlaps_different,
+        a.stream.memcap_drops,
+        a.stream.depth_reached,
     ));
     out.push_str(&format!(
         "  fragments {} reassembled into {}, anomaly events {} (+{} over the rate limit)\n",

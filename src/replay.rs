@@ -64,13 +64,15 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
     let worker_cfg = WorkerConfig {
         flow: cfg.flow_table(workers),
         anomaly_events_per_second: cfg.anomaly_events.max_per_second,
+        app_layer: cfg.app_layer(),
+        stream_memcap_bytes: cfg.stream.memcap_bytes / workers,
     };
     let mut senders = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
     for k in 0..workers {
         let (tx, rx) = bounded::<Batch>(ring);
         senders.push(tx);
-        let worker = Worker::new(worker_cfg, events_tx.clone(), recycle_tx.clone());
+        let worker = Worker::new(worker_cfg.clone(), events_tx.clone(), recycle_tx.clone());
         let handle = thread::Builder::new()
             .name(format!("vigil-worker-{k}"))
             .spawn(move || worker.run(rx))
@@ -139,6 +141,8 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         match handle.join() {
             Ok(report) => {
                 stats.flow.add(&report.flow);
+                stats.app_layer.add(&report.app_layer);
+                stats.app_events.add(&report.app_events);
                 stats.flow_events += report.flow_events;
                 stats.anomaly_events += report.anomaly_events;
                 stats.anomalies_suppressed += report.anomalies_suppressed;

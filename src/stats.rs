@@ -131,6 +131,9 @@ pub struct RunStats {
     pub decoder: DecoderStats,
     pub flow: FlowStats,
     pub defrag: DefragStats,
+    pub app_layer: crate::applayer::AppLayerStats,
+    /// Application-layer events written, by EVE event type (http, dns, tls, ssh).
+    pub app_events: AppEventCounts,
     /// Anomaly events not written because of the per-second rate limit.
     pub anomalies_suppressed: u64,
     /// Events the output could not write (full ring in live mode, I/O errors).
@@ -141,4 +144,40 @@ pub struct RunStats {
     pub uptime_secs: u64,
     pub first_ts_ns: u64,
     pub last_ts_ns: u64,
+}
+
+/// Application-layer events written per type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppEventCounts {
+    pub http: u64,
+    pub dns_udp: u64,
+    pub dns_tcp: u64,
+    pub tls: u64,
+    pub ssh: u64,
+}
+
+impl AppEventCounts {
+    pub fn add(&mut self, o: &AppEventCounts) {
+        self.http += o.http;
+        self.dns_udp += o.dns_udp;
+        self.dns_tcp += o.dns_tcp;
+        self.tls += o.tls;
+        self.ssh += o.ssh;
+    }
+
+    pub fn dns(&self) -> u64 {
+        self.dns_udp + self.dns_tcp
+    }
+
+    pub fn count(&mut self, proto: vigil_parsers::app::AppProto, over_tcp: bool) {
+        use vigil_parsers::app::AppProto;
+        match proto {
+            AppProto::Http => self.http += 1,
+            AppProto::Dns if over_tcp => self.dns_tcp += 1,
+            AppProto::Dns => self.dns_udp += 1,
+            AppProto::Tls => self.tls += 1,
+            AppProto::Ssh => self.ssh += 1,
+            AppProto::Unknown | AppProto::Failed => {}
+        }
+    }
 }

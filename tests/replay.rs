@@ -7,81 +7,9 @@ mod common;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use common::{assert_schema_valid, flow_identity, generate, replay};
+use common::{assert_schema_valid, event_key, flow_identity, generate, replay, truth_key};
 use serde_json::Value;
-use vigil_pcapgen::{FlowTruth, GenConfig};
-
-fn proto_name(p: u8) -> &'static str {
-    match p {
-        6 => "TCP",
-        17 => "UDP",
-        1 => "ICMP",
-        58 => "IPv6-ICMP",
-        _ => "other",
-    }
-}
-
-/// The identity of a truth flow, oriented client → server.
-fn truth_key(t: &FlowTruth) -> String {
-    let ports = if t.proto == 6 || t.proto == 17 {
-        format!("{} {}", t.client_port, t.server_port)
-    } else {
-        "- -".into()
-    };
-    let vlans = if t.vlans.is_empty() {
-        "-".into()
-    } else {
-        format!("{:?}", t.vlans)
-    };
-    let tunnel = t.tunnel.as_ref().map_or("-".into(), |tt| {
-        format!("{}>{}", tt.outer_client, tt.outer_server)
-    });
-    format!(
-        "{} {}>{} {ports} vlan={vlans} tunnel={tunnel}",
-        proto_name(t.proto),
-        t.client,
-        t.server
-    )
-}
-
-fn event_key(ev: &Value, reversed: bool) -> String {
-    let port = |v: &Value| v.as_u64().map_or("-".into(), |p| p.to_string());
-    let (src, dst, sp, dp) = if reversed {
-        ("dest_ip", "src_ip", "dest_port", "src_port")
-    } else {
-        ("src_ip", "dest_ip", "src_port", "dest_port")
-    };
-    let vlans = match ev["vlan"].as_array() {
-        Some(v) => format!(
-            "{:?}",
-            v.iter()
-                .map(|x| x.as_u64().unwrap() as u16)
-                .collect::<Vec<_>>()
-        ),
-        None => "-".into(),
-    };
-    let tunnel = match ev["tunnel"].as_object() {
-        Some(t) if reversed => format!(
-            "{}>{}",
-            t["dest_ip"].as_str().unwrap(),
-            t["src_ip"].as_str().unwrap()
-        ),
-        Some(t) => format!(
-            "{}>{}",
-            t["src_ip"].as_str().unwrap(),
-            t["dest_ip"].as_str().unwrap()
-        ),
-        None => "-".into(),
-    };
-    format!(
-        "{} {}>{} {} {} vlan={vlans} tunnel={tunnel}",
-        ev["proto"].as_str().unwrap(),
-        ev[src].as_str().unwrap(),
-        ev[dst].as_str().unwrap(),
-        port(&ev[sp]),
-        port(&ev[dp]),
-    )
-}
+use vigil_pcapgen::GenConfig;
 
 fn workdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vigil-test-{}-{name}", std::process::id()));

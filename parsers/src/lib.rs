@@ -3,10 +3,11 @@
 //! Nothing here does I/O, reads a clock or logs on the packet path: callers hand in bytes and
 //! packet timestamps, and get back fixed-size views. No function panics on packet bytes.
 
+pub mod app;
 pub mod decode;
 pub mod defrag;
-pub mod app;
 pub mod packet;
+pub mod stream;
 
 pub use decode::{decode, decode_ip, LinkType, ETHER_8023_LENGTH_FRAME, MAX_TUNNEL_DEPTH};
 pub use defrag::{DefragConfig, DefragOutcome, DefragStats, Defragmenter};

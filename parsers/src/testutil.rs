@@ -257,6 +257,7 @@ impl Rng {
 
 /// One transport payload taken from a real capture, for parser unit tests.
 #[derive(Debug, Clone)]
+#[allow(dead_code)] // not every test reads every field
 pub struct PcapPayload {
     pub ts_ns: u64,
     pub src: std::net::SocketAddr,
@@ -270,7 +271,9 @@ pub struct PcapPayload {
 
 /// The path of a file in the shared corpus (`../shared/corpus/...` from the project root).
 pub fn corpus_path(rel: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus").join(rel)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpus")
+        .join(rel)
 }
 
 /// Every TCP/UDP packet with a payload (and every TCP packet with SYN/FIN/RST) of a classic pcap

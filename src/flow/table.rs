@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 
 use serde::Deserialize;
+use vigil_parsers::app::AppProto;
 use vigil_parsers::{DecodedPacket, TunnelContext, L4, TCP_ACK, TCP_SYN};
 
 use super::key::{
@@ -76,6 +77,8 @@ pub struct FlowRecord {
     /// Ended while the table was in emergency mode.
     pub emergency: bool,
     pub alerted: bool,
+    /// Set by the worker's application layer when the flow ends.
+    pub app_proto: AppProto,
     client_side: KeySide,
     /// Timer wheel bookkeeping: the second whose bucket holds this flow's live entry, and the
     /// slot generation that entry must carry (older entries are stale).
@@ -84,6 +87,11 @@ pub struct FlowRecord {
 }
 
 impl FlowRecord {
+    /// Whether a packet whose source is `side` of the key travels from client to server.
+    pub fn is_from_client(&self, side: KeySide) -> bool {
+        side == self.client_side
+    }
+
     /// Suricata's `flow.state`: `new`, `established` or `closed`.
     pub fn state(&self) -> FlowState {
         if self.proto == PROTO_TCP {
@@ -222,9 +230,14 @@ impl FlowStats {
     }
 }
 
-pub struct FlowTable {
+/// `A` is per-flow state the table keeps beside each record for its owner (the worker's
+/// application-layer state); it moves out with the record when the flow ends.
+pub struct FlowTable<A = ()> {
     index: hashbrown::HashMap<FlowKey, u32>,
     slots: Vec<FlowRecord>,
+    apps: Vec<A>,
+    /// The state of ended flows, in the order their records were pushed to `ended`.
+    ended_apps: Vec<A>,
     free: Vec<u32>,
     live: usize,
     max_flows: usize,
@@ -248,12 +261,14 @@ const WHEEL_SECONDS: u64 = 1024;
 pub const BYTES_PER_FLOW: usize =
     std::mem::size_of::<FlowRecord>() + std::mem::size_of::<(FlowKey, u32)>() + 1 + 4 + 8;
 
-impl FlowTable {
-    pub fn new(config: FlowTableConfig) -> FlowTable {
+impl<A: Default> FlowTable<A> {
+    pub fn new(config: FlowTableConfig) -> FlowTable<A> {
         let max_flows = (config.memcap_bytes / BYTES_PER_FLOW).max(16);
         FlowTable {
             index: hashbrown::HashMap::with_capacity(max_flows),
             slots: Vec::with_capacity(max_flows),
+            apps: Vec::new(),
+            ended_apps: Vec::new(),
             free: Vec::with_capacity(max_flows),
             live: 0,
             max_flows,
@@ -297,6 +312,20 @@ impl FlowTable {
         wire_bytes: u64,
         ended: &mut Vec<FlowRecord>,
     ) -> &mut FlowRecord {
+        let idx = self.update_flow(ts_ns, key, side, pkt, wire_bytes, ended);
+        &mut self.slots[idx as usize]
+    }
+
+    /// As `update`, returning the flow's slot for `entry`.
+    pub fn update_flow(
+        &mut self,
+        ts_ns: u64,
+        key: &FlowKey,
+        side: KeySide,
+        pkt: &DecodedPacket,
+        wire_bytes: u64,
+        ended: &mut Vec<FlowRecord>,
+    ) -> u32 {
         let tcp_flags = match pkt.l4 {
             L4::Tcp(t) => Some(t.flags),
             _ => None,
@@ -369,7 +398,17 @@ impl FlowTable {
         if due_sec < self.slots[idx as usize].wheel_sec {
             self.schedule(idx);
         }
-        &mut self.slots[idx as usize]
+        idx
+    }
+
+    /// A live flow's record and state, by the slot `update_flow` returned.
+    pub fn entry(&mut self, idx: u32) -> (&mut FlowRecord, &mut A) {
+        (&mut self.slots[idx as usize], &mut self.apps[idx as usize])
+    }
+
+    /// The state of flows ended since the last call, in the order of their records in `ended`.
+    pub fn take_ended_apps(&mut self) -> std::vec::Drain<'_, A> {
+        self.ended_apps.drain(..)
     }
 
     /// The wheel second at which a flow's current expiry has passed.
@@ -464,6 +503,7 @@ impl FlowTable {
             end: FlowEnd::Live,
             emergency: false,
             alerted: false,
+            app_proto: AppProto::Unknown,
             client_side,
             wheel_sec: 0,
             generation: self.next_generation,
@@ -472,10 +512,12 @@ impl FlowTable {
         let idx = match self.free.pop() {
             Some(idx) => {
                 self.slots[idx as usize] = rec;
+                self.apps[idx as usize] = A::default();
                 idx
             }
             None => {
                 self.slots.push(rec);
+                self.apps.push(A::default());
                 (self.slots.len() - 1) as u32
             }
         };
@@ -628,6 +670,8 @@ impl FlowTable {
         self.live -= 1;
         rec.end = reason;
         rec.emergency = self.emergency;
+        self.ended_apps
+            .push(std::mem::take(&mut self.apps[idx as usize]));
         match reason {
             FlowEnd::Timeout => self.stats.ended_timeout += 1,
             FlowEnd::Forced => self.stats.ended_forced += 1,

@@ -8,9 +8,11 @@ use serde_json::{json, Map, Value};
 use vigil_parsers::{TunnelContext, TunnelKind, MAX_VLANS};
 
 use super::time::eve_timestamp_string;
+use crate::flow::key::CommunityTuple;
 use crate::flow::key::{PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
 use crate::flow::{community_id_v1, FlowRecord};
 use crate::stats::RunStats;
+use vigil_parsers::app::{AppProto, AppRecord};
 
 /// A decoder anomaly seen on one packet.
 #[derive(Debug, Clone, Copy)]
@@ -29,11 +31,47 @@ pub struct AnomalyEvent {
     pub file_index: u32,
 }
 
+/// What an application-layer event reports.
+#[derive(Debug, Clone)]
+pub enum AppEventKind {
+    /// A protocol record: EVE `http`, `dns`, `tls`, `ssh`.
+    Record(AppRecord),
+    /// An EVE `anomaly` of type `applayer` (parser or detection finding) or `stream`.
+    Anomaly {
+        kind: &'static str,
+        event: &'static str,
+        app_proto: Option<AppProto>,
+        layer: Option<&'static str>,
+    },
+}
+
+/// An event of a flow's application layer, with the flow context it is logged with.
+#[derive(Debug, Clone)]
+pub struct AppEvent {
+    pub ts_ns: u64,
+    /// The packet that completed it; `None` when the flow's end did.
+    pub pcap_cnt: Option<u64>,
+    pub file_index: Option<u32>,
+    pub flow_id: u64,
+    /// Source and destination as the event is oriented (the flow's, or the packet's for DNS
+    /// responses and anomalies).
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub ports: Option<(u16, u16)>,
+    pub proto: u8,
+    pub vlans: [u16; MAX_VLANS],
+    pub tunnel: TunnelContext,
+    pub community: CommunityTuple,
+    pub tx_id: Option<u64>,
+    pub kind: AppEventKind,
+}
+
 /// What workers and the pipeline hand to the output thread.
 #[derive(Debug, Clone)]
 pub enum EveEvent {
     Flow(FlowRecord),
     Anomaly(AnomalyEvent),
+    App(Box<AppEvent>),
     Stats(Box<RunStats>),
 }
 
@@ -214,8 +252,8 @@ fn flow_json(f: &FlowRecord, fmt: &EveFormat) -> FlowJson {
         response_icmp_type: f.icmp.and_then(|i| i.response.map(|r| r.0)),
         response_icmp_code: f.icmp.and_then(|i| i.response.map(|r| r.1)),
         tunnel: tunnel_json(&f.tunnel),
-        // Filled once application-layer detection exists; absent means "not inspected".
-        app_proto: None,
+        // Absent while nothing was inspected (no payload), as Suricata leaves it.
+        app_proto: (f.app_proto != AppProto::Unknown).then(|| f.app_proto.as_str()),
         flow: FlowSection {
             pkts_toserver: f.pkts_toserver,
             pkts_toclient: f.pkts_toclient,
@@ -292,6 +330,7 @@ pub fn write_event(ev: &EveEvent, fmt: &EveFormat, out: &mut Vec<u8>) -> serde_j
     match ev {
         EveEvent::Flow(f) => serde_json::to_writer(&mut *out, &flow_json(f, fmt))?,
         EveEvent::Anomaly(a) => serde_json::to_writer(&mut *out, &anomaly_json(a, fmt))?,
+        EveEvent::App(a) => serde_json::to_writer(&mut *out, &app_json(a, fmt)?)?,
         EveEvent::Stats(s) => serde_json::to_writer(&mut *out, &stats_json(s))?,
     }
     out.push(b'\n');
@@ -315,6 +354,8 @@ fn stats_json(s: &RunStats) -> Value {
     }
     let f = &s.flow;
     let df = &s.defrag;
+    let a = &s.app_layer;
+    let st = &a.stream;
     json!({
         "timestamp": eve_timestamp_string(s.last_ts_ns),
         "event_type": "stats",
@@ -346,6 +387,27 @@ fn stats_json(s: &RunStats) -> Value {
                 } },
                 "mgr": { "flows_timeout": f.ended_timeout, "flows_evicted": f.ended_forced },
             },
+            "tcp": {
+                "reassembly_gap": st.gaps,
+                "overlap": st.overlaps,
+                "overlap_diff_data": st.overlaps_different,
+                "segment_memcap_drop": st.memcap_drops,
+                "stream_depth_reached": st.depth_reached,
+                "midstream_pickups": st.midstream_pickups,
+                "reassembly_memuse": a.stream_memuse,
+            },
+            "app_layer": {
+                "flow": {
+                    "http": a.flows_http, "tls": a.flows_tls, "ssh": a.flows_ssh,
+                    "dns_udp": a.flows_dns_udp, "dns_tcp": a.flows_dns_tcp,
+                    "failed_tcp": a.flows_failed_tcp, "failed_udp": a.flows_failed_udp,
+                },
+                "tx": {
+                    "http": s.app_events.http, "tls": s.app_events.tls,
+                    "ssh": s.app_events.ssh, "dns_udp": s.app_events.dns_udp,
+                    "dns_tcp": s.app_events.dns_tcp,
+                },
+            },
             "defrag": {
                 "ipv4": { "fragments": df.ipv4_fragments, "reassembled": df.ipv4_reassembled },
                 "ipv6": { "fragments": df.ipv6_fragments, "reassembled": df.ipv6_reassembled },
@@ -355,4 +417,72 @@ fn stats_json(s: &RunStats) -> Value {
             },
         }
     })
+}
+
+#[derive(Serialize)]
+struct AppAnomalySection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_proto: Option<&'static str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layer: Option<&'static str>,
+}
+
+/// An application-layer event: the common header, then `http`/`dns`/`tls`/`ssh` or `anomaly`.
+fn app_json(a: &AppEvent, fmt: &EveFormat) -> serde_json::Result<Map<String, Value>> {
+    let mut m = Map::new();
+    m.insert("timestamp".into(), eve_timestamp_string(a.ts_ns).into());
+    m.insert("flow_id".into(), a.flow_id.into());
+    if let Some(cnt) = a.pcap_cnt {
+        m.insert("pcap_cnt".into(), cnt.into());
+    }
+    let (event_type, body) = match &a.kind {
+        AppEventKind::Record(r) => r.eve_object()?,
+        AppEventKind::Anomaly {
+            kind,
+            event,
+            app_proto,
+            layer,
+        } => (
+            "anomaly",
+            serde_json::to_value(AppAnomalySection {
+                app_proto: app_proto.map(AppProto::as_str),
+                kind,
+                event,
+                layer: *layer,
+            })?,
+        ),
+    };
+    m.insert("event_type".into(), event_type.into());
+    if let Some(v) = vlans(&a.vlans, vlan_count(&a.vlans)) {
+        m.insert("vlan".into(), v.into());
+    }
+    m.insert("src_ip".into(), a.src.to_string().into());
+    if let Some((sp, _)) = a.ports {
+        m.insert("src_port".into(), sp.into());
+    }
+    m.insert("dest_ip".into(), a.dst.to_string().into());
+    if let Some((_, dp)) = a.ports {
+        m.insert("dest_port".into(), dp.into());
+    }
+    m.insert("ip_v".into(), (if a.src.is_ipv4() { 4 } else { 6 }).into());
+    m.insert("proto".into(), proto_name(a.proto).into());
+    if let Some(t) = tunnel_json(&a.tunnel) {
+        m.insert("tunnel".into(), serde_json::to_value(t)?);
+    }
+    m.insert("pkt_src".into(), "wire/pcap".into());
+    if let Some(file) = a.file_index.and_then(|i| fmt.files.get(i as usize)) {
+        m.insert("capture_file".into(), file.as_str().into());
+    }
+    if let Some(tx) = a.tx_id {
+        m.insert("tx_id".into(), tx.into());
+    }
+    m.insert(
+        "community_id".into(),
+        community_id_v1(&a.community, fmt.community_id_seed).into(),
+    );
+    m.insert(event_type.into(), body);
+    Ok(m)
 }

@@ -1,21 +1,30 @@
-//! A worker: owns a flow table and turns its packets into flow and anomaly events.
+//! A worker: owns a flow table with each flow's application-layer state, and turns its packets
+//! into flow, protocol and anomaly events.
 
 use crossbeam_channel::{Receiver, Sender};
+use vigil_parsers::app::{AppProto, AppRecord, Direction};
 
 use super::batch::{Batch, Slot, SlotKind};
+use crate::applayer::{AppItem, AppLayer, AppLayerConfig, AppLayerStats, AppPacket, FlowApp};
+use crate::flow::key::PROTO_TCP;
 use crate::flow::{FlowKey, FlowRecord, FlowStats, FlowTable, FlowTableConfig};
-use crate::output::eve::{AnomalyEvent, EveEvent};
+use crate::output::eve::{AnomalyEvent, AppEvent, AppEventKind, EveEvent};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub flow: FlowTableConfig,
     /// Most anomaly events one worker writes per second of packet time; the rest are counted.
     pub anomaly_events_per_second: u32,
+    pub app_layer: AppLayerConfig,
+    /// This worker's share of the stream reassembly memcap.
+    pub stream_memcap_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WorkerReport {
     pub flow: FlowStats,
+    pub app_layer: AppLayerStats,
+    pub app_events: crate::stats::AppEventCounts,
     pub packets: u64,
     pub anomaly_events: u64,
     pub anomalies_suppressed: u64,
@@ -23,12 +32,17 @@ pub struct WorkerReport {
 }
 
 pub struct Worker {
-    table: FlowTable,
+    table: FlowTable<FlowApp>,
+    app: AppLayer,
+    /// Application-layer findings of the packet or flow end being handled.
+    items: Vec<AppItem>,
     ended: Vec<FlowRecord>,
     events: Vec<EveEvent>,
     events_tx: Sender<Vec<EveEvent>>,
     recycle_tx: Sender<Batch>,
     anomaly_budget: u32,
+    /// Latest packet time seen.
+    now_ns: u64,
     anomaly_second: u64,
     anomaly_limit: u32,
     report: WorkerReport,
@@ -42,11 +56,14 @@ impl Worker {
     ) -> Worker {
         Worker {
             table: FlowTable::new(config.flow),
+            app: AppLayer::new(config.app_layer, config.stream_memcap_bytes),
+            items: Vec::new(),
             ended: Vec::with_capacity(1024),
             events: Vec::new(),
             events_tx,
             recycle_tx,
             anomaly_budget: config.anomaly_events_per_second,
+            now_ns: 0,
             anomaly_second: 0,
             anomaly_limit: config.anomaly_events_per_second,
             report: WorkerReport::default(),
@@ -57,7 +74,7 @@ impl Worker {
     pub fn run(mut self, rx: Receiver<Batch>) -> WorkerReport {
         for batch in rx {
             for slot in &batch.slots {
-                self.process(slot);
+                self.process(&batch, slot);
             }
             self.emit_ended();
             self.send_events();
@@ -65,19 +82,27 @@ impl Worker {
             let _ = self.recycle_tx.try_send(batch);
         }
         self.table.flush_all(&mut self.ended);
+        self.end_flows(0);
         self.emit_ended();
         self.send_events();
         self.report.flow = self.table.stats();
+        self.report.app_layer = self.app.stats();
         self.report
     }
 
-    fn process(&mut self, slot: &Slot) {
+    fn process(&mut self, batch: &Batch, slot: &Slot) {
+        self.now_ns = self.now_ns.max(slot.ts_ns);
         match slot.kind {
-            SlotKind::Tick => self.table.expire(slot.ts_ns, &mut self.ended),
+            SlotKind::Tick => {
+                let from = self.ended.len();
+                self.table.expire(slot.ts_ns, &mut self.ended);
+                self.end_flows(from);
+            }
             SlotKind::Packet => {
                 self.report.packets += 1;
                 if let Some((key, side)) = FlowKey::from_packet(&slot.decoded) {
-                    self.table.update(
+                    let from = self.ended.len();
+                    let idx = self.table.update_flow(
                         slot.ts_ns,
                         &key,
                         side,
@@ -85,6 +110,34 @@ impl Worker {
                         slot.wire_bytes,
                         &mut self.ended,
                     );
+                    // Flows ended on the way give up their state before this one uses its own.
+                    self.end_flows(from);
+                    let pkt = &slot.decoded;
+                    let bytes = batch.packet_bytes(slot);
+                    let start = pkt.payload_offset as usize;
+                    let payload = bytes
+                        .get(start..start + pkt.payload_len as usize)
+                        .unwrap_or_default();
+                    let (rec, app) = self.table.entry(idx);
+                    let dir = if rec.is_from_client(side) {
+                        Direction::ToServer
+                    } else {
+                        Direction::ToClient
+                    };
+                    let server_port = rec.ports.map_or(0, |p| p.1);
+                    let packet = AppPacket {
+                        pkt,
+                        dir,
+                        server_port,
+                        payload,
+                        ts_ns: slot.ts_ns,
+                    };
+                    self.app.on_packet(app, packet, &mut self.items);
+                    if !self.items.is_empty() {
+                        let rec = *rec;
+                        let at = Some((slot.pcap_cnt, slot.file_index));
+                        self.emit_items(&rec, Some(dir), slot.ts_ns, at);
+                    }
                 }
                 self.emit_anomalies(slot);
             }
@@ -92,28 +145,157 @@ impl Worker {
         }
     }
 
+    /// Hands the application-layer state of flows ended from `ended[from..]` on: flushes their
+    /// streams and parsers, reports what is pending and sets their `app_proto`.
+    ///
+    /// Their events carry the time the flow ended (the packet time that ended it), as
+    /// Suricata's flow-end pseudo packets do.
+    fn end_flows(&mut self, from: usize) {
+        if self.ended.len() == from {
+            return;
+        }
+        let apps: Vec<FlowApp> = self.table.take_ended_apps().collect();
+        let ts_ns = self.now_ns;
+        for (i, app) in (from..).zip(apps) {
+            let proto = self.app.on_flow_end(app, ts_ns, &mut self.items);
+            self.ended[i].app_proto = proto;
+            if !self.items.is_empty() {
+                let rec = self.ended[i];
+                self.emit_items(&rec, None, ts_ns, None);
+            }
+        }
+    }
+
+    /// Turns application-layer findings into events, oriented as Suricata orients them:
+    /// transactions from client to server, DNS responses and anomalies as their packet went.
+    fn emit_items(
+        &mut self,
+        rec: &FlowRecord,
+        packet_dir: Option<Direction>,
+        ts_ns: u64,
+        packet: Option<(u64, u32)>,
+    ) {
+        for item in std::mem::take(&mut self.items) {
+            let (dir, tx_id, kind) = match item {
+                AppItem::Record(dir, record) => {
+                    if !record.is_logged() {
+                        continue;
+                    }
+                    let dir = match record {
+                        AppRecord::Dns(_) => dir,
+                        _ => Direction::ToServer,
+                    };
+                    let tx_id = record.tx_id();
+                    self.report
+                        .app_events
+                        .count(record.proto(), rec.proto == PROTO_TCP);
+                    (dir, tx_id, AppEventKind::Record(record))
+                }
+                AppItem::ParserEvent(e) => {
+                    if !self.take_anomaly_budget(ts_ns) {
+                        continue;
+                    }
+                    (
+                        e.direction,
+                        e.tx_id,
+                        AppEventKind::Anomaly {
+                            kind: "applayer",
+                            event: e.event,
+                            app_proto: Some(e.proto),
+                            layer: Some("proto_parser"),
+                        },
+                    )
+                }
+                AppItem::DetectEvent(proto, event) => {
+                    if !self.take_anomaly_budget(ts_ns) {
+                        continue;
+                    }
+                    (
+                        packet_dir.unwrap_or(Direction::ToServer),
+                        None,
+                        AppEventKind::Anomaly {
+                            kind: "applayer",
+                            event,
+                            app_proto: (proto != AppProto::Unknown).then_some(proto),
+                            layer: Some("proto_detect"),
+                        },
+                    )
+                }
+                AppItem::StreamEvent(dir, event) => {
+                    if !self.take_anomaly_budget(ts_ns) {
+                        continue;
+                    }
+                    (
+                        dir,
+                        None,
+                        AppEventKind::Anomaly {
+                            kind: "stream",
+                            event,
+                            app_proto: None,
+                            layer: None,
+                        },
+                    )
+                }
+            };
+            let (src, dst, ports) = match dir {
+                Direction::ToServer => (rec.client_addr, rec.server_addr, rec.ports),
+                Direction::ToClient => (
+                    rec.server_addr,
+                    rec.client_addr,
+                    rec.ports.map(|(c, s)| (s, c)),
+                ),
+            };
+            self.events.push(EveEvent::App(Box::new(AppEvent {
+                ts_ns,
+                pcap_cnt: packet.map(|p| p.0),
+                file_index: packet.map(|p| p.1),
+                flow_id: rec.flow_id,
+                src,
+                dst,
+                ports,
+                proto: rec.proto,
+                vlans: rec.key.vlans,
+                tunnel: rec.tunnel,
+                community: rec.community,
+                tx_id,
+                kind,
+            })));
+        }
+    }
+
+    /// Takes one anomaly event from this second's budget; false (and counted) when it is spent.
+    fn take_anomaly_budget(&mut self, ts_ns: u64) -> bool {
+        // Only a later second renews the budget: events of ended flows carry their last packet's
+        // (earlier) time, and going back to it must not hand out a second budget.
+        let second = ts_ns / 1_000_000_000;
+        if second > self.anomaly_second {
+            self.anomaly_second = second;
+            self.anomaly_budget = self.anomaly_limit;
+        }
+        if self.anomaly_budget == 0 {
+            self.report.anomalies_suppressed += 1;
+            return false;
+        }
+        self.anomaly_budget -= 1;
+        self.report.anomaly_events += 1;
+        true
+    }
+
     fn emit_anomalies(&mut self, slot: &Slot) {
         let pkt = &slot.decoded;
         if pkt.anomaly_count == 0 {
             return;
         }
-        let second = slot.ts_ns / 1_000_000_000;
-        if second != self.anomaly_second {
-            self.anomaly_second = second;
-            self.anomaly_budget = self.anomaly_limit;
-        }
+
         let l3 = (pkt.kind == vigil_parsers::PacketKind::Ip).then_some((
             pkt.l3.src,
             pkt.l3.dst,
             pkt.l3.proto,
         ));
         for a in pkt.anomalies() {
-            if self.anomaly_budget == 0 {
-                self.report.anomalies_suppressed += 1;
+            if !self.take_anomaly_budget(slot.ts_ns) {
                 continue;
             }
-            self.anomaly_budget -= 1;
-            self.report.anomaly_events += 1;
             self.events.push(EveEvent::Anomaly(AnomalyEvent {
                 ts_ns: slot.ts_ns,
                 pcap_cnt: slot.pcap_cnt,

@@ -4,16 +4,71 @@
 
 use crate::packet::{Conv, Dir};
 use crate::rng::Rng;
+use crate::{AppTruth, DnsMsg, GapTruth, HttpTx, Impair, ImpairTruth, OverlapTruth, TlsTruth};
 
 pub(crate) type Frames = Vec<(u64, Vec<u8>)>;
 
-const FIN: u8 = 0x01;
-const SYN: u8 = 0x02;
-const RST: u8 = 0x04;
-const PSH: u8 = 0x08;
-const ACK: u8 = 0x10;
+pub(crate) const FIN: u8 = 0x01;
+pub(crate) const SYN: u8 = 0x02;
+pub(crate) const RST: u8 = 0x04;
+pub(crate) const PSH: u8 = 0x08;
+pub(crate) const ACK: u8 = 0x10;
 
-const MS: u64 = 1_000_000;
+pub(crate) const MS: u64 = 1_000_000;
+
+pub(crate) fn dir_name(dir: Dir) -> &'static str {
+    match dir {
+        Dir::ToServer => "toserver",
+        Dir::ToClient => "toclient",
+    }
+}
+
+pub(crate) fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Per-flow TCP impairment decisions. Its RNG is separate from the flow's
+/// so that impairments change nothing but the impaired segments.
+pub(crate) struct ImpairState {
+    rng: Rng,
+    cfg: Impair,
+    /// Eligible data segments to skip before the overlapping retransmission.
+    overlap_in: Option<u32>,
+    pub(crate) truth: ImpairTruth,
+}
+
+impl ImpairState {
+    pub(crate) fn new(cfg: &Impair, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let overlap_in = rng.chance(cfg.overlap).then(|| rng.below(3) as u32);
+        ImpairState {
+            rng,
+            cfg: cfg.clone(),
+            overlap_in,
+            truth: ImpairTruth::default(),
+        }
+    }
+
+    fn reorder(&mut self) -> bool {
+        let r = self.rng.chance(self.cfg.reorder);
+        self.truth.reordered += r as u32;
+        r
+    }
+
+    fn take_overlap(&mut self) -> bool {
+        match &mut self.overlap_in {
+            Some(0) => {
+                self.overlap_in = None;
+                true
+            }
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+            None => false,
+        }
+    }
+}
 
 /// Shared content so per-flow payloads are cheap slices rather than fresh
 /// random bytes (generation speed is a requirement).
@@ -22,7 +77,7 @@ pub(crate) struct Pools {
     pub(crate) bin: Vec<u8>,
 }
 
-const WORDS: &[&str] = &[
+pub(crate) const WORDS: &[&str] = &[
     "network", "sensor", "traffic", "alert", "policy", "server", "client", "stream", "packet",
     "report", "account", "update", "service", "product", "customer", "order", "search", "result",
     "window", "system", "security", "session", "profile", "message", "download", "content", "the",
@@ -90,6 +145,8 @@ pub(crate) struct Tcp {
     /// Serialisation time per byte at the flow's bottleneck rate.
     ns_per_byte: f64,
     cwnd: [usize; 2],
+    /// Sequence number of each direction's first payload byte, for truth offsets.
+    base: [u32; 2],
 }
 
 impl Tcp {
@@ -98,8 +155,10 @@ impl Tcp {
         let ip_tcp = if conv.is_v6() { 60 } else { 40 };
         let mss = (conv.path.inner_mtu() - ip_tcp).min(1460);
         let mbps = rng.log_uniform(20.0, 1000.0);
+        let seq = [rng.u32(), rng.u32()];
         Tcp {
-            seq: [rng.u32(), rng.u32()],
+            seq,
+            base: [seq[0].wrapping_add(1), seq[1].wrapping_add(1)],
             win: [rng.range(500, 2000) as u16, rng.range(200, 1000) as u16],
             mss,
             far: (rng.log_uniform(2.0, 150.0) * MS as f64) as u64,
@@ -109,7 +168,15 @@ impl Tcp {
         }
     }
 
-    fn delay(&self, dir: Dir) -> u64 {
+    pub(crate) fn far(&self) -> u64 {
+        self.far
+    }
+
+    pub(crate) fn near(&self) -> u64 {
+        self.near
+    }
+
+    pub(crate) fn delay(&self, dir: Dir) -> u64 {
         match dir {
             Dir::ToServer => self.far,
             Dir::ToClient => self.near,
@@ -159,7 +226,7 @@ impl Tcp {
         t2
     }
 
-    fn ack(&mut self, c: &mut Conv, out: &mut Frames, t: u64, dir: Dir) {
+    pub(crate) fn ack(&mut self, c: &mut Conv, out: &mut Frames, t: u64, dir: Dir) {
         let d = dir as usize;
         c.tcp(
             out,
@@ -194,24 +261,29 @@ impl Tcp {
             let w = self.cwnd[d].min(segs.len() - i);
             let mut ts = t_win;
             let mut first_ack = None;
+            let mut held: Option<(u8, u32, &[u8])> = None;
             for k in 0..w {
                 let seg = segs[i + k];
                 let last = i + k + 1 == segs.len();
                 let flags = if last || k + 1 == w { ACK | PSH } else { ACK };
-                c.tcp(
-                    out,
-                    ts,
-                    dir,
-                    flags,
-                    self.seq[d],
-                    self.ack_for(dir),
-                    self.win[d],
-                    &[],
-                    seg,
-                );
-                self.seq[d] = self.seq[d].wrapping_add(seg.len() as u32);
+                let seq = self.seq[d];
+                self.seq[d] = seq.wrapping_add(seg.len() as u32);
+                let mut ack_now = k % 2 == 1 || k + 1 == w;
+                if k + 1 < w && held.is_none() && c.imp.as_mut().is_some_and(|m| m.reorder()) {
+                    // Sent right after its successor; the ACK of the
+                    // successor then covers both, so no ACK runs ahead of data.
+                    held = Some((flags, seq, seg));
+                    ts += self.gap(seg.len());
+                    continue;
+                }
+                self.data(c, out, ts, dir, flags, seq, seg);
                 last_seg = ts;
-                if k % 2 == 1 || k + 1 == w {
+                if let Some((f, s, p)) = held.take() {
+                    self.data(c, out, ts + 1_000, dir, f, s, p);
+                    last_seg = ts + 1_000;
+                    ack_now = true;
+                }
+                if ack_now {
                     let at = ts + self.delay(dir);
                     self.ack(c, out, at, rev);
                     first_ack.get_or_insert(at);
@@ -224,6 +296,59 @@ impl Tcp {
             t_win = ts.max(first_ack.unwrap_or(ts) + self.delay(rev));
         }
         (last_seg, last_ack)
+    }
+
+    /// One data segment, with impairments applied when they are on.
+    #[allow(clippy::too_many_arguments)]
+    fn data(
+        &mut self,
+        c: &mut Conv,
+        out: &mut Frames,
+        ts: u64,
+        dir: Dir,
+        flags: u8,
+        seq: u32,
+        seg: &[u8],
+    ) {
+        let d = dir as usize;
+        let (ack, win) = (self.ack_for(dir), self.win[d]);
+        let Some(m) = c.imp.as_mut() else {
+            c.tcp(out, ts, dir, flags, seq, ack, win, &[], seg);
+            return;
+        };
+        m.truth.data_segments += 1;
+        let off = u64::from(seq.wrapping_sub(self.base[d]));
+        if m.rng.chance(m.cfg.loss) {
+            m.truth.lost.push(GapTruth {
+                dir: dir_name(dir),
+                offset: off,
+                len: seg.len() as u32,
+            });
+            return;
+        }
+        let second = (seg.len() >= 2 && m.take_overlap()).then(|| {
+            let half = seg.len() / 2;
+            let mut v = seg.to_vec();
+            for b in &mut v[half..] {
+                *b ^= m.rng.u8() | 1; // never 0: every byte differs
+            }
+            m.truth.overlaps.push(OverlapTruth {
+                dir: dir_name(dir),
+                offset: off + half as u64,
+                first_hex: hex(&seg[half..]),
+                second_hex: hex(&v[half..]),
+            });
+            v
+        });
+        let dup = m.rng.chance(m.cfg.dup);
+        m.truth.duplicated += dup as u32;
+        c.tcp(out, ts, dir, flags, seq, ack, win, &[], seg);
+        if let Some(v) = second {
+            c.tcp(out, ts + 500, dir, flags, seq, ack, win, &[], &v);
+        }
+        if dup {
+            c.tcp(out, ts + 700, dir, flags, seq, ack, win, &[], seg);
+        }
     }
 
     /// FIN/ACK exchange started by `closer`.
@@ -278,7 +403,7 @@ impl Tcp {
 }
 
 /// Ends a TCP session: mostly graceful FIN from either side, sometimes RST.
-fn teardown(tcp: &mut Tcp, c: &mut Conv, out: &mut Frames, rng: &mut Rng, t: u64) {
+pub(crate) fn teardown(tcp: &mut Tcp, c: &mut Conv, out: &mut Frames, rng: &mut Rng, t: u64) {
     let r = rng.f64();
     if r < 0.04 {
         tcp.reset(c, out, t, Dir::ToServer);
@@ -291,7 +416,7 @@ fn teardown(tcp: &mut Tcp, c: &mut Conv, out: &mut Frames, rng: &mut Rng, t: u64
     }
 }
 
-const USER_AGENTS: &[&str] = &[
+pub(crate) const USER_AGENTS: &[&str] = &[
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4_1) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Safari/605.1.15",
     "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
@@ -301,13 +426,13 @@ const USER_AGENTS: &[&str] = &[
     "okhttp/4.12.0",
 ];
 
-struct Resource {
-    path: String,
-    ctype: &'static str,
-    text: bool,
+pub(crate) struct Resource {
+    pub(crate) path: String,
+    pub(crate) ctype: &'static str,
+    pub(crate) text: bool,
 }
 
-fn pick_resource(rng: &mut Rng) -> Resource {
+pub(crate) fn pick_resource(rng: &mut Rng) -> Resource {
     let n = rng.below(100_000);
     match rng.below(8) {
         0 => Resource {
@@ -358,7 +483,7 @@ fn pick_resource(rng: &mut Rng) -> Resource {
 }
 
 /// Body sizes: mostly small, a tail up to ~200 KB.
-fn body_len(rng: &mut Rng, cap: usize) -> usize {
+pub(crate) fn body_len(rng: &mut Rng, cap: usize) -> usize {
     let r = rng.f64();
     let n = if r < 0.70 {
         rng.log_uniform(150.0, 6_000.0)
@@ -370,7 +495,7 @@ fn body_len(rng: &mut Rng, cap: usize) -> usize {
     n.min(cap)
 }
 
-fn http_date(ts_ns: u64) -> String {
+pub(crate) fn http_date(ts_ns: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -424,6 +549,7 @@ pub(crate) fn http(ctx: &Ctx, c: &mut Conv, out: &mut Frames, rng: &mut Rng, t0:
         "Microsoft-IIS/10.0",
     ]);
     let mut buf = Vec::with_capacity(4096);
+    let mut txs = Vec::new();
     for i in 0..nreq {
         if i > 0 {
             t += (rng.log_uniform(5.0, 1500.0) * MS as f64) as u64;
@@ -431,7 +557,7 @@ pub(crate) fn http(ctx: &Ctx, c: &mut Conv, out: &mut Frames, rng: &mut Rng, t0:
         let res = pick_resource(rng);
         buf.clear();
         let post = rng.chance(0.2);
-        if post {
+        let (method, uri, req_body) = if post {
             let json = rng.chance(0.5);
             let body = if json {
                 format!(
@@ -470,6 +596,7 @@ pub(crate) fn http(ctx: &Ctx, c: &mut Conv, out: &mut Frames, rng: &mut Rng, t0:
                 .as_bytes(),
             );
             buf.extend_from_slice(body.as_bytes());
+            ("POST", path.to_string(), body.len())
         } else {
             buf.extend_from_slice(
                 format!(
@@ -481,7 +608,8 @@ pub(crate) fn http(ctx: &Ctx, c: &mut Conv, out: &mut Frames, rng: &mut Rng, t0:
                 )
                 .as_bytes(),
             );
-        }
+            ("GET", res.path.clone(), 0)
+        };
         let (req_end, _) = tcp.send(c, out, t, Dir::ToServer, &buf);
         let t_resp = req_end + tcp.far + rng.range(MS / 2, 40 * MS);
 
@@ -496,19 +624,20 @@ pub(crate) fn http(ctx: &Ctx, c: &mut Conv, out: &mut Frames, rng: &mut Rng, t0:
         }
         let ok = status.starts_with("200");
         let last = i + 1 == nreq;
+        let ctype = if post {
+            "application/json"
+        } else if ok {
+            res.ctype
+        } else {
+            "text/html; charset=utf-8"
+        };
         buf.clear();
         buf.extend_from_slice(
             format!(
                 "HTTP/1.1 {status}\r\nDate: {}\r\nServer: {server_sw}\r\nContent-Type: {}\r\n\
                  Content-Length: {blen}\r\nCache-Control: max-age=3600\r\nConnection: {}\r\n\r\n",
                 http_date(t_resp),
-                if post {
-                    "application/json"
-                } else if ok {
-                    res.ctype
-                } else {
-                    "text/html; charset=utf-8"
-                },
+                ctype,
                 if last && rng.chance(0.5) {
                     "close"
                 } else {
@@ -523,32 +652,53 @@ pub(crate) fn http(ctx: &Ctx, c: &mut Conv, out: &mut Frames, rng: &mut Rng, t0:
             ctx.pools.bin(rng, blen)
         };
         buf.extend_from_slice(body);
+        txs.push(HttpTx {
+            method: method.into(),
+            host: host.clone(),
+            uri,
+            user_agent: ua.into(),
+            request_body_len: req_body as u64,
+            status: status[..3].parse().unwrap_or(0),
+            content_type: Some(ctype.into()),
+            response_body_len: body.len() as u64,
+            response_entity_len: body.len() as u64,
+            chunked: false,
+            content_encoding: None,
+            close_delimited: false,
+            expect_continue: false,
+        });
         let (_, acked) = tcp.send(c, out, t_resp, Dir::ToClient, &buf);
         t = acked;
     }
+    c.truth.app_layer = Some(AppTruth::Http { transactions: txs });
     let t_close = t + rng.range(MS, 200 * MS);
     teardown(&mut tcp, c, out, rng, t_close);
 }
 
-fn tls_record(out: &mut Vec<u8>, typ: u8, version: u16, body: &[u8]) {
+pub(crate) fn tls_record(out: &mut Vec<u8>, typ: u8, version: u16, body: &[u8]) {
     out.push(typ);
     out.extend_from_slice(&version.to_be_bytes());
     out.extend_from_slice(&(body.len() as u16).to_be_bytes());
     out.extend_from_slice(body);
 }
 
-fn ext(out: &mut Vec<u8>, typ: u16, body: &[u8]) {
+pub(crate) fn ext(out: &mut Vec<u8>, typ: u16, body: &[u8]) {
     out.extend_from_slice(&typ.to_be_bytes());
     out.extend_from_slice(&(body.len() as u16).to_be_bytes());
     out.extend_from_slice(body);
 }
 
-fn u24(v: usize) -> [u8; 3] {
+pub(crate) fn u24(v: usize) -> [u8; 3] {
     [(v >> 16) as u8, (v >> 8) as u8, v as u8]
 }
 
 /// A TLS 1.3 ClientHello record as modern browsers send it.
 pub(crate) fn client_hello(rng: &mut Rng, sni: &str, alpn: &[&str]) -> Vec<u8> {
+    client_hello_opt(rng, Some(sni), alpn)
+}
+
+/// [`client_hello`] where the SNI extension may be left out.
+pub(crate) fn client_hello_opt(rng: &mut Rng, sni: Option<&str>, alpn: &[&str]) -> Vec<u8> {
     let mut hs = Vec::with_capacity(600);
     hs.extend_from_slice(&[0x03, 0x03]);
     let mut random = [0u8; 32];
@@ -567,13 +717,15 @@ pub(crate) fn client_hello(rng: &mut Rng, sni: &str, alpn: &[&str]) -> Vec<u8> {
     }
     hs.extend_from_slice(&[1, 0]); // null compression only
     let mut exts = Vec::with_capacity(400);
-    let name = sni.as_bytes();
-    let mut sn = Vec::new();
-    sn.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
-    sn.push(0); // host_name
-    sn.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    sn.extend_from_slice(name);
-    ext(&mut exts, 0x0000, &sn);
+    if let Some(sni) = sni {
+        let name = sni.as_bytes();
+        let mut sn = Vec::new();
+        sn.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
+        sn.push(0); // host_name
+        sn.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        sn.extend_from_slice(name);
+        ext(&mut exts, 0x0000, &sn);
+    }
     ext(&mut exts, 0x0017, &[]); // extended_master_secret
     ext(&mut exts, 0xff01, &[0]); // renegotiation_info
     ext(
@@ -623,7 +775,7 @@ pub(crate) fn client_hello(rng: &mut Rng, sni: &str, alpn: &[&str]) -> Vec<u8> {
     rec
 }
 
-fn server_hello(rng: &mut Rng, session_id: &[u8]) -> Vec<u8> {
+pub(crate) fn server_hello(rng: &mut Rng, session_id: &[u8]) -> Vec<u8> {
     let mut hs = vec![0x03, 0x03];
     let mut random = [0u8; 32];
     rng.fill(&mut random);
@@ -650,7 +802,7 @@ fn server_hello(rng: &mut Rng, session_id: &[u8]) -> Vec<u8> {
 }
 
 /// Application data (type 23) records carrying `len` bytes of ciphertext.
-fn app_data(out: &mut Vec<u8>, pools: &Pools, rng: &mut Rng, mut len: usize) {
+pub(crate) fn app_data(out: &mut Vec<u8>, pools: &Pools, rng: &mut Rng, mut len: usize) {
     while len > 0 {
         let n = len.min(16_384);
         // 16 bytes AEAD tag + 1 byte inner content type.
@@ -668,6 +820,11 @@ pub(crate) fn tls(ctx: &Ctx, c: &mut Conv, out: &mut Frames, rng: &mut Rng, t0: 
         &["http/1.1"]
     };
     let ch = client_hello(rng, ctx.host, alpn);
+    c.truth.app_layer = Some(AppTruth::Tls(TlsTruth {
+        sni: Some(ctx.host.to_string()),
+        version: "TLS 1.3".into(),
+        cert: None,
+    }));
     let sid = ch[5 + 4 + 2 + 32 + 1..5 + 4 + 2 + 32 + 1 + 32].to_vec();
     let (t_ch, _) = tcp.send(c, out, t, Dir::ToServer, &ch);
     let mut flight = server_hello(rng, &sid);
@@ -728,7 +885,7 @@ pub(crate) enum Qtype {
     Aaaa = 28,
 }
 
-fn dns_name(out: &mut Vec<u8>, name: &str) {
+pub(crate) fn dns_name(out: &mut Vec<u8>, name: &str) {
     for label in name.split('.') {
         out.push(label.len() as u8);
         out.extend_from_slice(label.as_bytes());
@@ -874,23 +1031,147 @@ pub(crate) fn dns_udp(c: &mut Conv, out: &mut Frames, rng: &mut Rng, t0: u64, pl
     } else {
         std::slice::from_ref(&plan.qtype)
     };
+    let mut seen = Vec::new();
     for &qt in types {
         let q = dns_query(rng.u16(), plan.name, qt, plan.big || rng.chance(0.4));
-        c.udp(out, t, Dir::ToServer, &q);
+        if dns_udp_msg(c, out, t, Dir::ToServer, &q) {
+            seen.push((t, q.clone()));
+        }
         let r = dns_response(rng, &q, qt, plan.nxdomain, plan.big);
-        c.udp(out, t + rtt, Dir::ToClient, &r);
+        if dns_udp_msg(c, out, t + rtt, Dir::ToClient, &r) {
+            seen.push((t + rtt, r));
+        }
         t += rng.range(50_000, 2 * MS);
     }
+    // The truth lists messages in wire order: the second query may leave
+    // before the first answer arrives. Ties keep emission order, as the
+    // engine's merge does.
+    let trunc = if c.nanos { 1 } else { 1000 };
+    seen.sort_by_key(|(ts, _)| ts - ts % trunc);
+    for (_, m) in seen {
+        push_dns(c, &m);
+    }
+}
+
+/// Sends one DNS message over UDP; a fault-injected fragment drop loses it.
+/// Returns whether it went out (the caller records it in wire order).
+pub(crate) fn dns_udp_msg(c: &mut Conv, out: &mut Frames, t: u64, dir: Dir, msg: &[u8]) -> bool {
+    let before = c.truth.pkts_toserver + c.truth.pkts_toclient;
+    c.udp(out, t, dir, msg);
+    c.truth.pkts_toserver + c.truth.pkts_toclient > before
+}
+
+/// [`dns_udp_msg`] for one-message-at-a-time exchanges: records it at once.
+pub(crate) fn dns_udp_log(c: &mut Conv, out: &mut Frames, t: u64, dir: Dir, msg: &[u8]) {
+    if dns_udp_msg(c, out, t, dir, msg) {
+        push_dns(c, msg);
+    }
+}
+
+/// Appends the truth of a DNS message (parsed back from the bytes made).
+pub(crate) fn push_dns(c: &mut Conv, msg: &[u8]) {
+    let Some(m) = dns_msg_truth(msg) else {
+        return;
+    };
+    match &mut c.truth.app_layer {
+        Some(AppTruth::Dns { messages }) => messages.push(m),
+        _ => c.truth.app_layer = Some(AppTruth::Dns { messages: vec![m] }),
+    }
+}
+
+pub(crate) fn rrtype_name(t: u16) -> String {
+    match t {
+        1 => "A".into(),
+        2 => "NS".into(),
+        5 => "CNAME".into(),
+        6 => "SOA".into(),
+        12 => "PTR".into(),
+        15 => "MX".into(),
+        16 => "TXT".into(),
+        28 => "AAAA".into(),
+        41 => "OPT".into(),
+        _ => t.to_string(),
+    }
+}
+
+fn rcode_name(r: u8) -> String {
+    match r {
+        0 => "NOERROR".into(),
+        1 => "FORMERR".into(),
+        2 => "SERVFAIL".into(),
+        3 => "NXDOMAIN".into(),
+        4 => "NOTIMP".into(),
+        5 => "REFUSED".into(),
+        _ => r.to_string(),
+    }
+}
+
+/// Reads a (possibly compressed) name at `at`; returns it and the offset
+/// after it in the original position.
+fn read_name(m: &[u8], mut at: usize) -> Option<(String, usize)> {
+    let mut labels: Vec<String> = Vec::new();
+    let mut end = None;
+    for _ in 0..64 {
+        let len = *m.get(at)? as usize;
+        if len == 0 {
+            end.get_or_insert(at + 1);
+            return Some((labels.join("."), end?));
+        }
+        if len & 0xC0 == 0xC0 {
+            end.get_or_insert(at + 2);
+            at = ((len & 0x3F) << 8) | *m.get(at + 1)? as usize;
+            continue;
+        }
+        labels.push(String::from_utf8_lossy(m.get(at + 1..at + 1 + len)?).into_owned());
+        at += 1 + len;
+    }
+    None
+}
+
+/// Truth of one DNS message the generator made (header, first question,
+/// answer types).
+pub(crate) fn dns_msg_truth(m: &[u8]) -> Option<DnsMsg> {
+    if m.len() < 12 {
+        return None;
+    }
+    let qd = u16::from_be_bytes([m[4], m[5]]);
+    let an = u16::from_be_bytes([m[6], m[7]]);
+    let (qname, qtype, mut at) = if qd > 0 {
+        let (n, at) = read_name(m, 12)?;
+        let t = u16::from_be_bytes([*m.get(at)?, *m.get(at + 1)?]);
+        (n, t, at + 4)
+    } else {
+        (String::new(), 0, 12)
+    };
+    let mut answer_types = Vec::new();
+    for _ in 0..an {
+        let (_, a) = read_name(m, at)?;
+        let t = u16::from_be_bytes([*m.get(a)?, *m.get(a + 1)?]);
+        let rdlen = u16::from_be_bytes([*m.get(a + 8)?, *m.get(a + 9)?]) as usize;
+        answer_types.push(rrtype_name(t));
+        at = a + 10 + rdlen;
+    }
+    Some(DnsMsg {
+        response: m[2] & 0x80 != 0,
+        id: u16::from_be_bytes([m[0], m[1]]),
+        qname,
+        qtype: rrtype_name(qtype),
+        rcode: rcode_name(m[3] & 0x0F),
+        tc: m[2] & 0x02 != 0,
+        answer_types,
+    })
 }
 
 pub(crate) fn dns_tcp(c: &mut Conv, out: &mut Frames, rng: &mut Rng, t0: u64, plan: &DnsPlan) {
     let mut tcp = Tcp::new(rng, c);
     let t = tcp.handshake(c, out, t0);
     let q = dns_query(rng.u16(), plan.name, plan.qtype, false);
+    push_dns(c, &q);
     let mut msg = (q.len() as u16).to_be_bytes().to_vec();
     msg.extend_from_slice(&q);
     let (qt, _) = tcp.send(c, out, t, Dir::ToServer, &msg);
     let r = dns_response(rng, &q, plan.qtype, plan.nxdomain, plan.big);
+    push_dns(c, &r);
     let mut msg = (r.len() as u16).to_be_bytes().to_vec();
     msg.extend_from_slice(&r);
     let (_, acked) = tcp.send(

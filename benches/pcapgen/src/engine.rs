@@ -7,10 +7,11 @@ use std::collections::BinaryHeap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::apps::{self, Ctx, DnsPlan, Frames, Pools, Qtype};
+use crate::apps::{self, Ctx, DnsPlan, Frames, ImpairState, Pools, Qtype};
 use crate::packet::{v4, v6, Conv, FragPolicy, Path, TunKind, Tunnel, PROTO_ICMP, PROTO_ICMPV6};
 use crate::packet::{PROTO_TCP, PROTO_UDP};
 use crate::rng::Rng;
+use crate::variants::{self, DnsKind, HttpKind};
 use crate::{FlowTruth, GenConfig, GenSummary};
 
 /// Per-record overhead of classic pcap.
@@ -37,6 +38,22 @@ enum App {
     Udp,
     Icmp,
     Unreach,
+    // Variant kinds ([`crate::Variants`], weight 0 by default).
+    Ssh,
+    OddPort,
+    Binary,
+    HttpVar,
+    DnsVar,
+    Tls12,
+}
+
+/// Which protocol an [`App::OddPort`] flow carries.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Odd {
+    Http,
+    Tls,
+    Dns,
+    Ssh,
 }
 
 struct Server {
@@ -236,6 +253,14 @@ impl<'a> Engine<'a> {
             (App::Udp, m.other_udp * 7),
             (App::Unreach, m.other_udp * 2),
             (App::Icmp, m.icmp * 20),
+            // Zero weights (the default) never win a draw, so appending
+            // them leaves the default RNG stream and output unchanged.
+            (App::Ssh, cfg.variants.ssh * 20),
+            (App::OddPort, cfg.variants.odd_ports * 20),
+            (App::Binary, cfg.variants.binary * 20),
+            (App::HttpVar, cfg.variants.http * 20),
+            (App::DnsVar, cfg.variants.dns * 20),
+            (App::Tls12, cfg.variants.tls12 * 20),
         ];
         Engine {
             cfg,
@@ -468,6 +493,11 @@ impl Engine<'_> {
         let mut server = if is_v6 { srv.v6 } else { srv.v4 };
         let host = srv.host.clone();
         let r = &mut self.rng;
+        // Sub-kinds are drawn only for variant apps, never for default ones.
+        let odd =
+            (app == App::OddPort).then(|| *r.pick(&[Odd::Http, Odd::Tls, Odd::Dns, Odd::Ssh]));
+        let http_kind = (app == App::HttpVar).then(|| *r.pick(&HttpKind::ALL));
+        let dns_kind = (app == App::DnsVar).then(|| *r.pick(&DnsKind::ALL));
         let (proto, sport, mut cport, name): (u8, u16, u16, &'static str) = match app {
             App::Http => (PROTO_TCP, if r.chance(0.15) { 8080 } else { 80 }, 0, "http"),
             App::Tls => (PROTO_TCP, 443, 0, "tls"),
@@ -484,13 +514,25 @@ impl Engine<'_> {
                 0,
                 "icmp-echo",
             ),
+            App::Ssh => (PROTO_TCP, 22, 0, "ssh"),
+            App::OddPort => match odd {
+                Some(Odd::Http) => (PROTO_TCP, 8081, 0, "http"),
+                Some(Odd::Tls) => (PROTO_TCP, 8443, 0, "tls"),
+                Some(Odd::Dns) => (PROTO_UDP, 5353, 0, "dns"),
+                _ => (PROTO_TCP, 2222, 0, "ssh"),
+            },
+            App::Binary => (PROTO_TCP, if r.chance(0.5) { 80 } else { 443 }, 0, "binary"),
+            App::HttpVar => (PROTO_TCP, 80, 0, "http"),
+            App::DnsVar if dns_kind == Some(DnsKind::TcpTwo) => (PROTO_TCP, 53, 0, "dns-tcp"),
+            App::DnsVar => (PROTO_UDP, 53, 0, "dns"),
+            App::Tls12 => (PROTO_TCP, 443, 0, "tls"),
         };
         if proto != PROTO_ICMP && proto != PROTO_ICMPV6 {
             cport = self.ephemeral_port(idx);
         }
         let r = &mut self.rng;
         match app {
-            App::Dns | App::DnsTcp => {
+            App::Dns | App::DnsTcp | App::DnsVar => {
                 server = if is_v6 {
                     crate::packet::v6(*r.pick(RESOLVERS6))
                 } else {
@@ -534,12 +576,50 @@ impl Engine<'_> {
             frag,
             name,
         );
+        if proto == PROTO_TCP && self.cfg.impair.any() {
+            // Seeded from the config, not drawn from `self.rng`, so impairments
+            // alter only the impaired segments.
+            let seed = self.cfg.seed ^ idx.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x1_ABAD_5EED;
+            conv.imp = Some(ImpairState::new(&self.cfg.impair, seed));
+        }
+        conv.truth.variant = match app {
+            App::OddPort => Some("odd-port"),
+            App::HttpVar => http_kind.map(HttpKind::name),
+            App::DnsVar => dns_kind.map(DnsKind::name),
+            App::Tls12 => Some("tls12"),
+            _ => None,
+        };
         let ctx = Ctx {
             pools: &self.pools,
             host: &host,
             body_cap: self.body_cap,
         };
         match app {
+            App::Ssh => variants::ssh(&ctx, &mut conv, out, fr, t0),
+            App::OddPort => match odd {
+                Some(Odd::Http) => apps::http(&ctx, &mut conv, out, fr, t0),
+                Some(Odd::Tls) => apps::tls(&ctx, &mut conv, out, fr, t0),
+                Some(Odd::Dns) => variants::dns_plain(&mut conv, out, fr, t0, &host),
+                _ => variants::ssh(&ctx, &mut conv, out, fr, t0),
+            },
+            App::Binary => variants::binary(&ctx, &mut conv, out, fr, t0),
+            App::HttpVar => variants::http(
+                &ctx,
+                &mut conv,
+                out,
+                fr,
+                t0,
+                http_kind.unwrap_or(HttpKind::Chunked),
+            ),
+            App::DnsVar => variants::dns(
+                &mut conv,
+                out,
+                fr,
+                t0,
+                &host,
+                dns_kind.unwrap_or(DnsKind::NxDomain),
+            ),
+            App::Tls12 => variants::tls12(&ctx, &mut conv, out, fr, t0),
             App::Http => apps::http(&ctx, &mut conv, out, fr, t0),
             App::Tls => apps::tls(&ctx, &mut conv, out, fr, t0),
             App::Dns | App::DnsTcp => {

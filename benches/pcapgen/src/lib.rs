@@ -6,14 +6,22 @@
 //! encapsulations, some fragmented, and returns per-flow ground truth.
 //! The output depends only on the [`GenConfig`]: same config, same bytes.
 //!
+//! Each [`FlowTruth`] carries application ground truth ([`AppTruth`]: HTTP
+//! transactions, DNS messages, TLS SNI/version/certificate, SSH banners).
+//! [`Variants`] adds SSH, odd-port, binary, HTTP/DNS edge-case and TLS 1.2
+//! flows, and [`Impair`] reorders, duplicates, drops or rewrites TCP
+//! segments; both are off by default, leaving the default bytes unchanged.
+//!
 //! [`writer`] re-encodes frames as pcap (either byte order, either
 //! timestamp resolution, any snaplen), pcapng (EPB/SPB, several
 //! interfaces) and other link types, so readers can be tested on all of them.
 
 mod apps;
+mod cert;
 mod engine;
 mod packet;
 mod rng;
+mod variants;
 pub mod writer;
 
 use std::io::{self, Write};
@@ -51,6 +59,96 @@ impl Default for Mix {
             other_udp: 13,
             icmp: 10,
         }
+    }
+}
+
+/// Relative weights (same units as [`Mix`]) of the application-layer
+/// variant flows. All 0 by default, so default output is unchanged;
+/// [`Variants::standard`] is what `vigil-pcapgen --app-variants` uses.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Variants {
+    /// SSH over TCP 22: banners, KEXINIT both ways, ECDH, NEWKEYS, then
+    /// encrypted-looking packets.
+    pub ssh: u32,
+    /// A protocol on an unusual port: HTTP on 8081, TLS on 8443, DNS on
+    /// UDP 5353, SSH on 2222 (equally often).
+    pub odd_ports: u32,
+    /// Random binary on TCP 80 or 443: protocol detection must fail.
+    pub binary: u32,
+    /// HTTP/1.1 variants: chunked, gzip, pipelined, 100-continue, HEAD,
+    /// close-delimited responses.
+    pub http: u32,
+    /// DNS variants: NXDOMAIN, truncated (TC) UDP answer, two queries on one
+    /// TCP connection, TXT, MX, CNAME chains.
+    pub dns: u32,
+    /// TLS 1.2 with a visible self-signed certificate.
+    pub tls12: u32,
+}
+
+impl Variants {
+    /// Every variant kind, together about a third of all flows next to the
+    /// default [`Mix`].
+    pub fn standard() -> Self {
+        Variants {
+            ssh: 6,
+            odd_ports: 8,
+            binary: 3,
+            http: 14,
+            dns: 10,
+            tls12: 8,
+        }
+    }
+}
+
+/// TCP impairments (probabilities, all 0 by default). They apply to the
+/// data segments of every TCP flow; handshakes and FINs are left alone.
+/// Decisions come from a per-flow RNG of their own, so turning them on
+/// changes no other byte of a flow.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Impair {
+    /// Per data segment: sent after the segment that follows it.
+    pub reorder: f64,
+    /// Per data segment: sent twice (identical retransmission).
+    pub dup: f64,
+    /// Per data segment: never written, yet ACKed afterwards (a gap).
+    pub loss: f64,
+    /// Per TCP flow: one data segment is retransmitted with the second half
+    /// of its bytes different. The first copy carries the real data, which
+    /// the flow's `app_layer` truth describes.
+    pub overlap: f64,
+}
+
+impl Impair {
+    pub(crate) fn any(&self) -> bool {
+        self.reorder > 0.0 || self.dup > 0.0 || self.loss > 0.0 || self.overlap > 0.0
+    }
+
+    /// Parses `reorder=0.05,dup=0.02,loss=0.01,overlap=0.01` (any subset).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut imp = Impair::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("expected KEY=PROB, got {part:?}"))?;
+            let p: f64 = v
+                .parse()
+                .map_err(|_| format!("bad probability {v:?} for {k}"))?;
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("{k}={p}: probability must be in 0..=1"));
+            }
+            match k {
+                "reorder" => imp.reorder = p,
+                "dup" => imp.dup = p,
+                "loss" => imp.loss = p,
+                "overlap" => imp.overlap = p,
+                _ => {
+                    return Err(format!(
+                        "unknown impairment {k:?} (reorder, dup, loss, overlap)"
+                    ))
+                }
+            }
+        }
+        Ok(imp)
     }
 }
 
@@ -132,6 +230,10 @@ pub struct GenConfig {
     /// datagram is dropped. Such a datagram is not counted in the flow's
     /// `pkts_*`; the fragments that were sent are counted in `bytes_*`.
     pub frag_drop_prob: f64,
+    /// Extra application-layer flow kinds (off by default).
+    pub variants: Variants,
+    /// TCP impairments (off by default).
+    pub impair: Impair,
 }
 
 impl GenConfig {
@@ -159,6 +261,8 @@ impl Default for GenConfig {
             fragment_share: 0.08,
             frag_reverse_prob: 0.2,
             frag_drop_prob: 0.0,
+            variants: Variants::default(),
+            impair: Impair::default(),
         }
     }
 }
@@ -204,6 +308,166 @@ pub struct FlowTruth {
     pub fragmented: u32,
     pub first_ts_ns: u64,
     pub last_ts_ns: u64,
+    /// Which variant script made the flow ("chunked", "gzip", "pipelined",
+    /// "expect-100", "head", "close", "nxdomain", "tc", "tcp-2q", "cname",
+    /// "txt", "mx", "tls12", "odd-port", ...); absent for default flows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<&'static str>,
+    /// What an application-layer parser should find, independent of the
+    /// port. Absent for NTP, syslog, generic UDP and ICMP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_layer: Option<AppTruth>,
+    /// TCP impairments applied to this flow (only with [`Impair`] on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impair: Option<ImpairTruth>,
+}
+
+/// Application-layer ground truth of one flow, comparable one by one with
+/// EVE `http`, `dns`, `tls` and `ssh` events. Serialized with a `"proto"` tag.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "proto", rename_all = "lowercase")]
+pub enum AppTruth {
+    /// Request/response transactions in order.
+    Http {
+        transactions: Vec<HttpTx>,
+    },
+    /// Every DNS message on the wire (queries and responses) in wire order.
+    Dns {
+        messages: Vec<DnsMsg>,
+    },
+    Tls(TlsTruth),
+    Ssh(SshTruth),
+    /// Random binary (on TCP 80/443): detection should fail (Suricata:
+    /// `app_proto` "failed").
+    Unknown,
+}
+
+impl AppTruth {
+    /// "http", "dns", "tls", "ssh" or "unknown".
+    pub fn proto(&self) -> &'static str {
+        match self {
+            AppTruth::Http { .. } => "http",
+            AppTruth::Dns { .. } => "dns",
+            AppTruth::Tls(_) => "tls",
+            AppTruth::Ssh(_) => "ssh",
+            AppTruth::Unknown => "unknown",
+        }
+    }
+}
+
+/// One HTTP/1.1 transaction.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpTx {
+    pub method: String,
+    /// Host header value as sent (with ":port" on non-default ports).
+    pub host: String,
+    pub uri: String,
+    pub user_agent: String,
+    /// Request body bytes (Content-Length).
+    pub request_body_len: u64,
+    /// Final status (an interim 100 Continue is not a transaction).
+    pub status: u16,
+    pub content_type: Option<String>,
+    /// Response body as on the wire after dechunking, before any
+    /// Content-Encoding is undone (what Suricata logs as `length`). 0 for HEAD.
+    pub response_body_len: u64,
+    /// Response body after undoing Content-Encoding.
+    pub response_entity_len: u64,
+    pub chunked: bool,
+    /// "gzip" when the body is gzip-encoded.
+    pub content_encoding: Option<String>,
+    /// The body ends with the server's FIN (no length, not chunked).
+    pub close_delimited: bool,
+    /// The client sent `Expect: 100-continue` and got `100 Continue`.
+    pub expect_continue: bool,
+}
+
+/// One DNS message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DnsMsg {
+    pub response: bool,
+    pub id: u16,
+    pub qname: String,
+    /// "A", "AAAA", "MX", "TXT", "CNAME", ...
+    pub qtype: String,
+    /// "NOERROR", "NXDOMAIN", ... (queries: "NOERROR").
+    pub rcode: String,
+    /// TC (truncated) bit.
+    pub tc: bool,
+    /// Types of the answer-section records in order.
+    pub answer_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TlsTruth {
+    pub sni: Option<String>,
+    /// Negotiated version as Suricata prints it: "TLS 1.2", "TLS 1.3".
+    pub version: String,
+    /// Server certificate, when it travels in clear (TLS 1.2).
+    pub cert: Option<CertTruth>,
+}
+
+impl TlsTruth {
+    pub fn cert_visible(&self) -> bool {
+        self.cert.is_some()
+    }
+}
+
+/// Formats follow Suricata's EVE `tls` fields.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CertTruth {
+    /// "C=US, O=..., CN=..."
+    pub subject: String,
+    pub issuer: String,
+    /// Upper-case hex bytes joined by ':'.
+    pub serial: String,
+    /// SHA-1 of the DER certificate, lower-case hex bytes joined by ':'.
+    pub fingerprint: String,
+    pub not_before: String,
+    pub not_after: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SshTruth {
+    /// Identification lines without CR LF, e.g. "SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13".
+    pub client_banner: String,
+    pub server_banner: String,
+}
+
+/// TCP impairments applied to one flow. Offsets count payload bytes of one
+/// direction from 0 (the byte after the SYN).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ImpairTruth {
+    /// Data segments the flow's byte streams were cut into (both
+    /// directions, before impairments).
+    pub data_segments: u32,
+    /// Segments sent after their successor.
+    pub reordered: u32,
+    /// Identical retransmissions sent.
+    pub duplicated: u32,
+    /// Segments never written (yet ACKed): the receiver of `dir` sees gaps.
+    pub lost: Vec<GapTruth>,
+    /// Retransmissions whose bytes differ from the first copy.
+    pub overlaps: Vec<OverlapTruth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GapTruth {
+    /// "toserver" or "toclient".
+    pub dir: &'static str,
+    pub offset: u64,
+    pub len: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OverlapTruth {
+    pub dir: &'static str,
+    /// Start of the bytes that differ between the two copies.
+    pub offset: u64,
+    /// The bytes the first copy had (the real data), then the
+    /// retransmission's; hex-encoded, same length.
+    pub first_hex: String,
+    pub second_hex: String,
 }
 
 /// What a generation run produced.

@@ -1,5 +1,8 @@
 //! `vigil-pcapgen OUT.pcap --size-mb N --seed S`: writes a deterministic
 //! mixed-traffic capture and optionally its per-flow ground truth as JSON.
+//!
+//! `--app-variants` adds SSH, odd-port, binary, HTTP/DNS variant and TLS 1.2
+//! flows; `--impair reorder=0.05,dup=0.02,loss=0.01,overlap=0.01` impairs TCP.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -9,8 +12,8 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use vigil_pcapgen::{
-    convert_linktype, generate, generate_each, Endian, GenConfig, GenSummary, LinkType,
-    PcapOptions, PcapWriter, PcapngInterface, PcapngWriter, TsPrecision,
+    convert_linktype, generate, generate_each, Endian, GenConfig, GenSummary, Impair, LinkType,
+    PcapOptions, PcapWriter, PcapngInterface, PcapngWriter, TsPrecision, Variants,
 };
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -69,6 +72,41 @@ struct Args {
     /// Truncate frames to this many bytes.
     #[arg(long, default_value_t = 65535)]
     snaplen: u32,
+    /// Add the application-layer variant flows (SSH, protocols on unusual
+    /// ports, binary on 80/443, HTTP/DNS variants, TLS 1.2) at standard weights.
+    #[arg(long)]
+    app_variants: bool,
+    /// Variant weights, e.g. "ssh=6,odd_ports=8,binary=3,http=14,dns=10,tls12=8"
+    /// (overrides --app-variants; default mix weights sum to 100).
+    #[arg(long, value_parser = parse_variants)]
+    variants: Option<Variants>,
+    /// TCP impairments, e.g. "reorder=0.05,dup=0.02,loss=0.01,overlap=0.01".
+    #[arg(long, value_parser = Impair::parse)]
+    impair: Option<Impair>,
+}
+
+fn parse_variants(s: &str) -> Result<Variants, String> {
+    let mut v = Variants::default();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, w) = part
+            .split_once('=')
+            .ok_or_else(|| format!("expected KIND=WEIGHT, got {part:?}"))?;
+        let w: u32 = w.parse().map_err(|_| format!("bad weight {w:?} for {k}"))?;
+        match k {
+            "ssh" => v.ssh = w,
+            "odd_ports" => v.odd_ports = w,
+            "binary" => v.binary = w,
+            "http" => v.http = w,
+            "dns" => v.dns = w,
+            "tls12" => v.tls12 = w,
+            _ => {
+                return Err(format!(
+                    "unknown variant {k:?} (ssh, odd_ports, binary, http, dns, tls12)"
+                ))
+            }
+        }
+    }
+    Ok(v)
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -79,6 +117,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         nanos: args.nanos,
         flows_per_sec: args.flows_per_sec,
         frag_drop_prob: args.frag_drop,
+        variants: match (&args.variants, args.app_variants) {
+            (Some(v), _) => v.clone(),
+            (None, true) => Variants::standard(),
+            (None, false) => Variants::default(),
+        },
+        impair: args.impair.clone().unwrap_or_default(),
         ..GenConfig::default()
     };
     let out: Box<dyn Write> = if args.out.as_os_str() == "-" {

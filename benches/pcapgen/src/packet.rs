@@ -364,6 +364,8 @@ pub(crate) struct Conv {
     pub(crate) nanos: bool,
     pub(crate) frag: FragPolicy,
     pub(crate) truth: FlowTruth,
+    /// TCP impairment state; None unless impairments are on.
+    pub(crate) imp: Option<crate::apps::ImpairState>,
     scratch: Vec<u8>,
 }
 
@@ -404,6 +406,9 @@ impl Conv {
             fragmented: 0,
             first_ts_ns: u64::MAX,
             last_ts_ns: 0,
+            variant: None,
+            app_layer: None,
+            impair: None,
         };
         Conv {
             client,
@@ -417,6 +422,7 @@ impl Conv {
             nanos,
             frag,
             truth,
+            imp: None,
             scratch: Vec::with_capacity(2048),
         }
     }
@@ -648,6 +654,9 @@ impl Conv {
     pub(crate) fn into_truth(mut self) -> FlowTruth {
         if self.truth.first_ts_ns == u64::MAX {
             self.truth.first_ts_ns = 0;
+        }
+        if let Some(imp) = self.imp.take() {
+            self.truth.impair = Some(imp.truth);
         }
         self.truth
     }

@@ -117,6 +117,22 @@ impl AppRecord {
         }
     }
 
+    /// Whether the configuration wants this record in EVE (detection sees every record).
+    pub fn is_logged(&self) -> bool {
+        match self {
+            AppRecord::Dns(msg) => msg.log,
+            AppRecord::Http(_) | AppRecord::Tls(_) | AppRecord::Ssh(_) => true,
+        }
+    }
+
+    /// The transaction id EVE shows at the top level of the event (`tx_id`).
+    pub fn tx_id(&self) -> Option<u64> {
+        match self {
+            AppRecord::Http(tx) => Some(tx.tx_id),
+            AppRecord::Dns(_) | AppRecord::Tls(_) | AppRecord::Ssh(_) => None,
+        }
+    }
+
     /// The EVE event type and the object that goes under that key (`"http": {...}`).
     pub fn eve_object(&self) -> serde_json::Result<(&'static str, serde_json::Value)> {
         Ok(match self {

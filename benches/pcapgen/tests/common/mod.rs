@@ -32,6 +32,8 @@ pub struct Datagram {
     pub frame_lens: Vec<usize>,
     pub ts: Vec<u64>,
     pub fragmented: bool,
+    /// The L4 header and payload (TCP/UDP/ICMP), for application checks.
+    pub l4: Vec<u8>,
 }
 
 fn csum(data: &[u8], init: u32) -> u16 {
@@ -359,6 +361,7 @@ impl Decoder {
             frame_lens,
             ts: tss,
             fragmented,
+            l4: l4.to_vec(),
         });
         Ok(())
     }

@@ -1,0 +1,419 @@
+//! A worker's application layer: per flow, TCP reassembly, protocol detection and the protocol
+//! parser; per worker, the reassembly memory budget and the parsers' settings.
+//!
+//! State lives beside the flow record in the flow table (`FlowTable<FlowApp>`), is created on a
+//! flow's first TCP/UDP packet and leaves with the flow, which is when pending transactions are
+//! handed back and the flow learns its `app_proto`.
+
+mod detect;
+
+use serde::Deserialize;
+use vigil_parsers::app::{
+    dns, http, ssh, tls, AppOutput, AppParser, AppProto, AppRecord, Direction,
+};
+use vigil_parsers::stream::{StreamConfig, StreamMemory, StreamSink, StreamStats, TcpReassembler};
+use vigil_parsers::{DecodedPacket, L4};
+
+pub use detect::expected_proto_for_port;
+use detect::{Detection, DirDetect};
+
+/// Application-layer settings shared by a worker's flows.
+#[derive(Debug, Clone, Default)]
+pub struct AppLayerConfig {
+    pub stream: StreamConfig,
+    pub http: http::HttpConfig,
+    pub dns: dns::DnsConfig,
+    pub tls: tls::TlsConfig,
+    pub ssh: ssh::SshConfig,
+    /// Per-protocol switches: a disabled protocol is neither detected nor parsed.
+    pub enabled: EnabledProtocols,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnabledProtocols {
+    pub http: bool,
+    pub dns: bool,
+    pub tls: bool,
+    pub ssh: bool,
+}
+
+impl Default for EnabledProtocols {
+    fn default() -> Self {
+        EnabledProtocols {
+            http: true,
+            dns: true,
+            tls: true,
+            ssh: true,
+        }
+    }
+}
+
+impl EnabledProtocols {
+    pub fn is_enabled(&self, proto: AppProto) -> bool {
+        match proto {
+            AppProto::Http => self.http,
+            AppProto::Dns => self.dns,
+            AppProto::Tls => self.tls,
+            AppProto::Ssh => self.ssh,
+            AppProto::Unknown | AppProto::Failed => false,
+        }
+    }
+}
+
+/// Application-layer counters of one worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppLayerStats {
+    pub stream: StreamStats,
+    pub flows_http: u64,
+    pub flows_dns_udp: u64,
+    pub flows_dns_tcp: u64,
+    pub flows_tls: u64,
+    pub flows_ssh: u64,
+    pub flows_failed_tcp: u64,
+    pub flows_failed_udp: u64,
+    pub records: u64,
+    pub parser_events: u64,
+    /// Flows whose protocol is not the one their server port is registered for.
+    pub port_mismatches: u64,
+    pub stream_memuse: u64,
+    pub stream_memcap: u64,
+}
+
+impl AppLayerStats {
+    pub fn add(&mut self, o: &AppLayerStats) {
+        self.stream.add(&o.stream);
+        self.flows_http += o.flows_http;
+        self.flows_dns_udp += o.flows_dns_udp;
+        self.flows_dns_tcp += o.flows_dns_tcp;
+        self.flows_tls += o.flows_tls;
+        self.flows_ssh += o.flows_ssh;
+        self.flows_failed_tcp += o.flows_failed_tcp;
+        self.flows_failed_udp += o.flows_failed_udp;
+        self.records += o.records;
+        self.parser_events += o.parser_events;
+        self.port_mismatches += o.port_mismatches;
+        self.stream_memuse += o.stream_memuse;
+        self.stream_memcap += o.stream_memcap;
+    }
+}
+
+enum Parser {
+    Http(http::HttpParser),
+    Dns(dns::DnsParser),
+    Tls(tls::TlsParser),
+    Ssh(ssh::SshParser),
+}
+
+impl Parser {
+    fn get(&mut self) -> &mut dyn AppParser {
+        match self {
+            Parser::Http(p) => p,
+            Parser::Dns(p) => p,
+            Parser::Tls(p) => p,
+            Parser::Ssh(p) => p,
+        }
+    }
+}
+
+/// Transport of a flow, as far as the application layer cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Tcp,
+    Udp,
+}
+
+/// One flow's application-layer state, boxed so that flows without it (ICMP, other protocols)
+/// cost one pointer in the table.
+#[derive(Default)]
+pub struct FlowApp(Option<Box<FlowAppState>>);
+
+struct FlowAppState {
+    stream: Option<TcpReassembler>,
+    proto_state: ProtoState,
+}
+
+struct ProtoState {
+    transport: Transport,
+    server_port: u16,
+    detection: Detection,
+    parser: Option<Parser>,
+    /// The parser wants nothing more (e.g. TLS after the handshake).
+    done: bool,
+}
+
+/// Something the application layer has to report for a flow, with the direction it arose in.
+#[derive(Debug)]
+pub enum AppItem {
+    Record(Direction, AppRecord),
+    /// A parser's protocol event (EVE anomaly, type applayer, layer proto_parser).
+    ParserEvent(vigil_parsers::app::AppEvent),
+    /// A detection finding (EVE anomaly, type applayer, layer proto_detect).
+    DetectEvent(AppProto, &'static str),
+    /// A reassembly event (EVE anomaly, type stream).
+    StreamEvent(Direction, &'static str),
+}
+
+/// One packet of a flow as the application layer takes it.
+pub struct AppPacket<'a> {
+    pub pkt: &'a DecodedPacket,
+    /// Relative to the flow's client.
+    pub dir: Direction,
+    pub server_port: u16,
+    /// The packet's transport payload.
+    pub payload: &'a [u8],
+    pub ts_ns: u64,
+}
+
+/// A worker's application layer.
+pub struct AppLayer {
+    config: AppLayerConfig,
+    memory: StreamMemory,
+    out: AppOutput,
+    stats: AppLayerStats,
+}
+
+impl AppLayer {
+    /// `stream_memcap` is this worker's share of the reassembly memcap.
+    pub fn new(config: AppLayerConfig, stream_memcap: usize) -> AppLayer {
+        AppLayer {
+            config,
+            memory: StreamMemory::new(stream_memcap),
+            out: AppOutput::default(),
+            stats: AppLayerStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> AppLayerStats {
+        let mut s = self.stats;
+        s.stream = self.memory.stats;
+        s.stream_memuse = self.memory.used as u64;
+        s.stream_memcap = self.memory.cap as u64;
+        s
+    }
+
+    /// Takes one packet of a flow. `dir` is relative to the flow's client; `payload` the
+    /// packet's transport payload. What is to be reported is appended to `items`.
+    pub fn on_packet(&mut self, app: &mut FlowApp, p: AppPacket<'_>, items: &mut Vec<AppItem>) {
+        let AppPacket {
+            pkt,
+            dir,
+            server_port,
+            payload,
+            ts_ns,
+        } = p;
+        let transport = match pkt.l4 {
+            L4::Tcp(_) => Transport::Tcp,
+            L4::Udp { .. } => Transport::Udp,
+            _ => return,
+        };
+        let state = app.0.get_or_insert_with(|| {
+            Box::new(FlowAppState {
+                stream: (transport == Transport::Tcp).then(TcpReassembler::new),
+                proto_state: ProtoState {
+                    transport,
+                    server_port,
+                    detection: Detection::default(),
+                    parser: None,
+                    done: false,
+                },
+            })
+        });
+        let mut feed = Feed {
+            state: &mut state.proto_state,
+            config: &self.config,
+            out: &mut self.out,
+            stats: &mut self.stats,
+            items,
+            ts_ns,
+        };
+        match (pkt.l4, state.stream.as_mut()) {
+            (L4::Tcp(tcp), Some(stream)) => {
+                stream.on_segment(
+                    &self.config.stream,
+                    &mut self.memory,
+                    dir,
+                    &tcp,
+                    payload,
+                    &mut feed,
+                );
+            }
+            (L4::Udp { .. }, _) if !payload.is_empty() => feed.data(dir, payload),
+            _ => {}
+        }
+        feed.collect();
+    }
+
+    /// The flow ended: flushes its streams and parser and reports its application protocol.
+    pub fn on_flow_end(&mut self, app: FlowApp, ts_ns: u64, items: &mut Vec<AppItem>) -> AppProto {
+        let Some(mut state) = app.0 else {
+            return AppProto::Unknown;
+        };
+        let mut feed = Feed {
+            state: &mut state.proto_state,
+            config: &self.config,
+            out: &mut self.out,
+            stats: &mut self.stats,
+            items,
+            ts_ns,
+        };
+        if let Some(stream) = state.stream.as_mut() {
+            stream.finish(&mut self.memory, &mut feed);
+            stream.release(&mut self.memory);
+        }
+        if let Some(parser) = feed.state.parser.as_mut() {
+            parser.get().finish(ts_ns, feed.out);
+        }
+        feed.collect();
+        let proto = feed.state.detection.final_proto();
+        if proto == AppProto::Failed {
+            match state.proto_state.transport {
+                Transport::Tcp => self.stats.flows_failed_tcp += 1,
+                Transport::Udp => self.stats.flows_failed_udp += 1,
+            }
+        }
+        proto
+    }
+}
+
+/// Feeds one flow's in-order data to detection and its parser.
+struct Feed<'a> {
+    state: &'a mut ProtoState,
+    config: &'a AppLayerConfig,
+    out: &'a mut AppOutput,
+    stats: &'a mut AppLayerStats,
+    items: &'a mut Vec<AppItem>,
+    ts_ns: u64,
+}
+
+impl Feed<'_> {
+    /// Moves what the parser produced into the report list.
+    fn collect(&mut self) {
+        self.stats.records += self.out.records.len() as u64;
+        self.stats.parser_events += self.out.events.len() as u64;
+        // Records are attributed to the direction they completed in; the worker decides per
+        // protocol whether the event names the flow's or the packet's direction.
+        for record in self.out.records.drain(..) {
+            let dir = match &record {
+                AppRecord::Dns(msg) if msg.is_response => Direction::ToClient,
+                _ => Direction::ToServer,
+            };
+            self.items.push(AppItem::Record(dir, record));
+        }
+        for event in self.out.events.drain(..) {
+            self.items.push(AppItem::ParserEvent(event));
+        }
+    }
+
+    fn start_parser(&mut self, proto: AppProto) {
+        let c = self.config;
+        let parser = match (proto, self.state.transport) {
+            (AppProto::Http, _) => Parser::Http(http::HttpParser::new(c.http.clone())),
+            (AppProto::Dns, Transport::Udp) => {
+                self.stats.flows_dns_udp += 1;
+                Parser::Dns(dns::DnsParser::new_udp(c.dns.clone()))
+            }
+            (AppProto::Dns, Transport::Tcp) => {
+                self.stats.flows_dns_tcp += 1;
+                Parser::Dns(dns::DnsParser::new_tcp(c.dns.clone()))
+            }
+            (AppProto::Tls, _) => Parser::Tls(tls::TlsParser::new(c.tls)),
+            (AppProto::Ssh, _) => Parser::Ssh(ssh::SshParser::new(c.ssh)),
+            (AppProto::Unknown | AppProto::Failed, _) => return,
+        };
+        match proto {
+            AppProto::Http => self.stats.flows_http += 1,
+            AppProto::Tls => self.stats.flows_tls += 1,
+            AppProto::Ssh => self.stats.flows_ssh += 1,
+            _ => {}
+        }
+        self.state.parser = Some(parser);
+    }
+
+    fn parse(&mut self, dir: Direction, data: &[u8]) {
+        if self.state.done {
+            return;
+        }
+        if let Some(parser) = self.state.parser.as_mut() {
+            let p = parser.get();
+            p.parse(dir, data, self.ts_ns, self.out);
+            self.state.done = p.is_done();
+        }
+    }
+
+    fn report_port_mismatch(&mut self, proto: AppProto) {
+        let expected = expected_proto_for_port(
+            self.state.transport == Transport::Tcp,
+            self.state.server_port,
+        );
+        if let Some(expected) = expected {
+            if expected != proto && self.config.enabled.is_enabled(expected) {
+                self.stats.port_mismatches += 1;
+                self.items.push(AppItem::DetectEvent(
+                    proto,
+                    "APPLAYER_PROTOCOL_PORT_MISMATCH",
+                ));
+            }
+        }
+    }
+}
+
+impl StreamSink for Feed<'_> {
+    fn data(&mut self, dir: Direction, data: &[u8]) {
+        if self.state.parser.is_some() {
+            self.parse(dir, data);
+            return;
+        }
+        if self.state.detection.is_settled() {
+            return;
+        }
+        let tcp = self.state.transport == Transport::Tcp;
+        match self.state.detection.probe(
+            &self.config.enabled,
+            tcp,
+            self.state.server_port,
+            dir,
+            data,
+        ) {
+            DirDetect::Found(proto) => {
+                self.start_parser(proto);
+                self.report_port_mismatch(proto);
+                // Whatever was held while probing goes to the parser, requests first.
+                let fed_from_held = self.state.detection.fed_from_held(dir);
+                for (held_dir, bytes) in self.state.detection.take_held() {
+                    if !bytes.is_empty() {
+                        self.parse(held_dir, &bytes);
+                    }
+                }
+                if !fed_from_held {
+                    self.parse(dir, data);
+                }
+            }
+            DirDetect::Failed => {
+                if self.state.detection.final_proto() == AppProto::Failed {
+                    self.report_port_mismatch(AppProto::Failed);
+                }
+            }
+            DirDetect::Pending => {}
+        }
+    }
+
+    fn gap(&mut self, dir: Direction, len: u64) {
+        if let Some(parser) = self.state.parser.as_mut() {
+            parser.get().gap(dir, len, self.out);
+        } else {
+            // A gap before detection: what was held no longer leads to the stream's start.
+            self.state.detection.gap(dir);
+        }
+    }
+
+    fn end(&mut self, dir: Direction) {
+        if let Some(parser) = self.state.parser.as_mut() {
+            parser.get().end_of_stream(dir, self.ts_ns, self.out);
+        }
+    }
+
+    fn event(&mut self, dir: Direction, event: &'static str) {
+        self.items.push(AppItem::StreamEvent(dir, event));
+    }
+}

@@ -330,7 +330,7 @@ pub fn write_event(ev: &EveEvent, fmt: &EveFormat, out: &mut Vec<u8>) -> serde_j
     match ev {
         EveEvent::Flow(f) => serde_json::to_writer(&mut *out, &flow_json(f, fmt))?,
         EveEvent::Anomaly(a) => serde_json::to_writer(&mut *out, &anomaly_json(a, fmt))?,
-        EveEvent::App(a) => serde_json::to_writer(&mut *out, &app_json(a, fmt)?)?,
+        EveEvent::App(a) => serde_json::to_writer(&mut *out, &AppJson { a, fmt })?,
         EveEvent::Stats(s) => serde_json::to_writer(&mut *out, &stats_json(s))?,
     }
     out.push(b'\n');
@@ -431,58 +431,75 @@ struct AppAnomalySection {
 }
 
 /// An application-layer event: the common header, then `http`/`dns`/`tls`/`ssh` or `anomaly`.
-fn app_json(a: &AppEvent, fmt: &EveFormat) -> serde_json::Result<Map<String, Value>> {
-    let mut m = Map::new();
-    m.insert("timestamp".into(), eve_timestamp_string(a.ts_ns).into());
-    m.insert("flow_id".into(), a.flow_id.into());
-    if let Some(cnt) = a.pcap_cnt {
-        m.insert("pcap_cnt".into(), cnt.into());
-    }
-    let (event_type, body) = match &a.kind {
-        AppEventKind::Record(r) => r.eve_object()?,
-        AppEventKind::Anomaly {
-            kind,
-            event,
-            app_proto,
-            layer,
-        } => (
-            "anomaly",
-            serde_json::to_value(AppAnomalySection {
-                app_proto: app_proto.map(AppProto::as_str),
+/// Serialized field by field straight into the output buffer (no intermediate JSON tree: this
+/// runs once per transaction).
+struct AppJson<'a> {
+    a: &'a AppEvent,
+    fmt: &'a EveFormat,
+}
+
+impl Serialize for AppJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let a = self.a;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("timestamp", &eve_timestamp_string(a.ts_ns))?;
+        m.serialize_entry("flow_id", &a.flow_id)?;
+        if let Some(cnt) = a.pcap_cnt {
+            m.serialize_entry("pcap_cnt", &cnt)?;
+        }
+        let event_type = match &a.kind {
+            AppEventKind::Record(r) => r.proto().as_str(),
+            AppEventKind::Anomaly { .. } => "anomaly",
+        };
+        m.serialize_entry("event_type", event_type)?;
+        if let Some(v) = vlans(&a.vlans, vlan_count(&a.vlans)) {
+            m.serialize_entry("vlan", &v)?;
+        }
+        m.serialize_entry("src_ip", &a.src.to_string())?;
+        if let Some((sp, _)) = a.ports {
+            m.serialize_entry("src_port", &sp)?;
+        }
+        m.serialize_entry("dest_ip", &a.dst.to_string())?;
+        if let Some((_, dp)) = a.ports {
+            m.serialize_entry("dest_port", &dp)?;
+        }
+        m.serialize_entry("ip_v", &(if a.src.is_ipv4() { 4 } else { 6 }))?;
+        m.serialize_entry("proto", &proto_name(a.proto))?;
+        if let Some(t) = tunnel_json(&a.tunnel) {
+            m.serialize_entry("tunnel", &t)?;
+        }
+        m.serialize_entry("pkt_src", "wire/pcap")?;
+        if let Some(file) = a.file_index.and_then(|i| self.fmt.files.get(i as usize)) {
+            m.serialize_entry("capture_file", file)?;
+        }
+        if let Some(tx) = a.tx_id {
+            m.serialize_entry("tx_id", &tx)?;
+        }
+        m.serialize_entry(
+            "community_id",
+            &community_id_v1(&a.community, self.fmt.community_id_seed),
+        )?;
+        match &a.kind {
+            AppEventKind::Record(AppRecord::Http(tx)) => m.serialize_entry("http", &**tx)?,
+            AppEventKind::Record(AppRecord::Dns(msg)) => m.serialize_entry("dns", &**msg)?,
+            AppEventKind::Record(AppRecord::Tls(hs)) => m.serialize_entry("tls", &**hs)?,
+            AppEventKind::Record(AppRecord::Ssh(hs)) => m.serialize_entry("ssh", &**hs)?,
+            AppEventKind::Anomaly {
                 kind,
                 event,
-                layer: *layer,
-            })?,
-        ),
-    };
-    m.insert("event_type".into(), event_type.into());
-    if let Some(v) = vlans(&a.vlans, vlan_count(&a.vlans)) {
-        m.insert("vlan".into(), v.into());
+                app_proto,
+                layer,
+            } => m.serialize_entry(
+                "anomaly",
+                &AppAnomalySection {
+                    app_proto: app_proto.map(AppProto::as_str),
+                    kind,
+                    event,
+                    layer: *layer,
+                },
+            )?,
+        }
+        m.end()
     }
-    m.insert("src_ip".into(), a.src.to_string().into());
-    if let Some((sp, _)) = a.ports {
-        m.insert("src_port".into(), sp.into());
-    }
-    m.insert("dest_ip".into(), a.dst.to_string().into());
-    if let Some((_, dp)) = a.ports {
-        m.insert("dest_port".into(), dp.into());
-    }
-    m.insert("ip_v".into(), (if a.src.is_ipv4() { 4 } else { 6 }).into());
-    m.insert("proto".into(), proto_name(a.proto).into());
-    if let Some(t) = tunnel_json(&a.tunnel) {
-        m.insert("tunnel".into(), serde_json::to_value(t)?);
-    }
-    m.insert("pkt_src".into(), "wire/pcap".into());
-    if let Some(file) = a.file_index.and_then(|i| fmt.files.get(i as usize)) {
-        m.insert("capture_file".into(), file.as_str().into());
-    }
-    if let Some(tx) = a.tx_id {
-        m.insert("tx_id".into(), tx.into());
-    }
-    m.insert(
-        "community_id".into(),
-        community_id_v1(&a.community, fmt.community_id_seed).into(),
-    );
-    m.insert(event_type.into(), body);
-    Ok(m)
 }

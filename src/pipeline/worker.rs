@@ -175,7 +175,9 @@ impl Worker {
         ts_ns: u64,
         packet: Option<(u64, u32)>,
     ) {
-        for item in std::mem::take(&mut self.items) {
+        // Taken out and put back so its capacity is reused packet after packet.
+        let mut items = std::mem::take(&mut self.items);
+        for item in items.drain(..) {
             let (dir, tx_id, kind) = match item {
                 AppItem::Record(dir, record) => {
                     if !record.is_logged() {
@@ -261,6 +263,7 @@ impl Worker {
                 kind,
             })));
         }
+        self.items = items;
     }
 
     /// Takes one anomaly event from this second's budget; false (and counted) when it is spent.

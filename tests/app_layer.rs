@@ -296,3 +296,16 @@ fn generated_traffic_matches_application_ground_truth() {
     assert!(checked_http > 20 && checked_dns > 20 && checked_tls > 20);
     assert!(checked_ssh > 3 && checked_unknown > 0);
 }
+
+#[test]
+fn tls_inside_an_http_connect_tunnel() {
+    let run = run_case("http-connect/http-connect-tls", &[]);
+    let http = run.of_type("http");
+    assert_eq!(http.len(), 1, "{http:#?}");
+    assert_eq!(http[0]["http"]["http_method"], "CONNECT");
+    assert_eq!(http[0]["http"]["status"], 200);
+    let flows = run.of_type("flow");
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0]["app_proto"], "tls");
+    assert_eq!(flows[0]["app_proto_orig"], "http");
+}

@@ -140,6 +140,8 @@ struct ProtoState {
     parser: Option<Parser>,
     /// The parser wants nothing more (e.g. TLS after the handshake).
     done: bool,
+    /// The protocol the flow began with, when it changed (HTTP CONNECT to TLS).
+    proto_orig: Option<AppProto>,
 }
 
 /// Something the application layer has to report for a flow, with the direction it arose in.
@@ -216,6 +218,7 @@ impl AppLayer {
                     detection: Detection::default(),
                     parser: None,
                     done: false,
+                    proto_orig: None,
                 },
             })
         });
@@ -245,9 +248,15 @@ impl AppLayer {
     }
 
     /// The flow ended: flushes its streams and parser and reports its application protocol.
-    pub fn on_flow_end(&mut self, app: FlowApp, ts_ns: u64, items: &mut Vec<AppItem>) -> AppProto {
+    /// Returns the flow's `app_proto` and, when it changed during the flow, the original one.
+    pub fn on_flow_end(
+        &mut self,
+        app: FlowApp,
+        ts_ns: u64,
+        items: &mut Vec<AppItem>,
+    ) -> (AppProto, Option<AppProto>) {
         let Some(mut state) = app.0 else {
-            return AppProto::Unknown;
+            return (AppProto::Unknown, None);
         };
         let mut feed = Feed {
             state: &mut state.proto_state,
@@ -266,13 +275,14 @@ impl AppLayer {
         }
         feed.collect();
         let proto = feed.state.detection.final_proto();
+        let orig = feed.state.proto_orig;
         if proto == AppProto::Failed {
             match state.proto_state.transport {
                 Transport::Tcp => self.stats.flows_failed_tcp += 1,
                 Transport::Udp => self.stats.flows_failed_udp += 1,
             }
         }
-        proto
+        (proto, orig)
     }
 }
 
@@ -338,6 +348,30 @@ impl Feed<'_> {
             let p = parser.get();
             p.parse(dir, data, self.ts_ns, self.out);
             self.state.done = p.is_done();
+            if let Parser::Http(http) = parser {
+                if http.is_tunnel() && self.state.proto_orig.is_none() {
+                    // CONNECT (or an upgrade) succeeded: what follows is another protocol,
+                    // detected afresh, and the flow remembers it began as HTTP.
+                    let held = match self.state.parser.take() {
+                        Some(Parser::Http(mut http)) => {
+                            http.finish(self.ts_ns, self.out);
+                            http.take_tunnel_data()
+                        }
+                        _ => Vec::new(),
+                    };
+                    self.state.proto_orig = Some(AppProto::Http);
+                    self.state.detection = Detection::default();
+                    self.state.done = false;
+                    // Stray line ends after the CONNECT request are HTTP's, not the tunnel's.
+                    let start = held
+                        .iter()
+                        .position(|b| !matches!(b, b'\r' | b'\n'))
+                        .unwrap_or(held.len());
+                    if start < held.len() {
+                        self.data(Direction::ToServer, &held[start..]);
+                    }
+                }
+            }
         }
     }
 

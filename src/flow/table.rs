@@ -79,6 +79,8 @@ pub struct FlowRecord {
     pub alerted: bool,
     /// Set by the worker's application layer when the flow ends.
     pub app_proto: AppProto,
+    /// The protocol the flow began with when it changed (HTTP CONNECT to TLS).
+    pub app_proto_orig: Option<AppProto>,
     client_side: KeySide,
     /// Timer wheel bookkeeping: the second whose bucket holds this flow's live entry, and the
     /// slot generation that entry must carry (older entries are stale).
@@ -504,6 +506,7 @@ impl<A: Default> FlowTable<A> {
             emergency: false,
             alerted: false,
             app_proto: AppProto::Unknown,
+            app_proto_orig: None,
             client_side,
             wheel_sec: 0,
             generation: self.next_generation,

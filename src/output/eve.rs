@@ -207,6 +207,8 @@ struct FlowJson {
     tunnel: Option<TunnelJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     app_proto: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_proto_orig: Option<&'static str>,
     flow: FlowSection,
     #[serde(skip_serializing_if = "Option::is_none")]
     tcp: Option<TcpSection>,
@@ -254,6 +256,7 @@ fn flow_json(f: &FlowRecord, fmt: &EveFormat) -> FlowJson {
         tunnel: tunnel_json(&f.tunnel),
         // Absent while nothing was inspected (no payload), as Suricata leaves it.
         app_proto: (f.app_proto != AppProto::Unknown).then(|| f.app_proto.as_str()),
+        app_proto_orig: f.app_proto_orig.map(AppProto::as_str),
         flow: FlowSection {
             pkts_toserver: f.pkts_toserver,
             pkts_toclient: f.pkts_toclient,

@@ -157,8 +157,9 @@ impl Worker {
         let apps: Vec<FlowApp> = self.table.take_ended_apps().collect();
         let ts_ns = self.now_ns;
         for (i, app) in (from..).zip(apps) {
-            let proto = self.app.on_flow_end(app, ts_ns, &mut self.items);
+            let (proto, orig) = self.app.on_flow_end(app, ts_ns, &mut self.items);
             self.ended[i].app_proto = proto;
+            self.ended[i].app_proto_orig = orig;
             if !self.items.is_empty() {
                 let rec = self.ended[i];
                 self.emit_items(&rec, None, ts_ns, None);

@@ -1175,6 +1175,8 @@ pub struct HttpParser {
     /// The transaction the next response belongs to.
     next_resp_tx: u64,
     tunnel: bool,
+    /// Client bytes sent after a CONNECT before its 2xx answer: the tunnel's first bytes.
+    tunnel_client_data: Vec<u8>,
 }
 
 fn ev(out: &mut AppOutput, name: &'static str, dir: Direction, tx: Option<u64>) {
@@ -1191,12 +1193,19 @@ impl HttpParser {
             next_tx_id: 0,
             next_resp_tx: 0,
             tunnel: false,
+            tunnel_client_data: Vec::new(),
         }
     }
 
     /// Whether a CONNECT (or 101 Switching Protocols) turned the connection into a tunnel.
     pub fn is_tunnel(&self) -> bool {
         self.tunnel
+    }
+
+    /// The client's bytes held while a CONNECT awaited its answer, now the tunnel's first bytes
+    /// (e.g. a TLS ClientHello), for whoever parses the tunnelled protocol.
+    pub fn take_tunnel_data(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.tunnel_client_data)
     }
 
     fn side(&mut self, dir: Direction) -> &mut Side {
@@ -1690,6 +1699,9 @@ impl HttpParser {
         if tunnel {
             self.complete_response(id, out);
             self.tunnel = true;
+            if self.req.mode == Mode::WaitConnect {
+                self.tunnel_client_data = std::mem::take(&mut self.req.buf);
+            }
             self.req.mode = Mode::Tunnel;
             self.resp.mode = Mode::Tunnel;
             self.req.buf = Vec::new();

@@ -678,6 +678,12 @@ pub fn probe(dir: Direction, data: &[u8]) -> Probe {
             if data.get(1).is_some_and(|&m| m != 3) || data.get(2).is_some_and(|&m| m > 4) {
                 return Probe::NoMatch;
             }
+            if data.len() >= 3 {
+                // A handshake record header with an SSL 3.0–TLS 1.3 version is TLS, as
+                // Suricata's detection patterns (|16 03 0x|) take it, even when the record
+                // itself turns out malformed (the parser then reports that).
+                return Probe::Match;
+            }
             return Probe::NeedMore;
         }
         let (Some(&maj), Some(&min)) = (data.get(1), data.get(2)) else {
@@ -687,8 +693,12 @@ pub fn probe(dir: Direction, data: &[u8]) -> Probe {
             data.get(3).copied().unwrap_or(0),
             data.get(4).copied().unwrap_or(0),
         ]));
-        if maj != 3 || min > 4 || !(4..=MAX_RECORD_LEN).contains(&len) {
+        if maj != 3 || min > 4 {
             return Probe::NoMatch;
+        }
+        if !(4..=MAX_RECORD_LEN).contains(&len) {
+            // Same header rule as above: a TLS record with a broken length is still TLS.
+            return Probe::Match;
         }
         return match data.get(5) {
             Some(&HS_CLIENT_HELLO | &HS_SERVER_HELLO) => Probe::Match,

@@ -596,7 +596,9 @@ fn probe_cases() {
     let (c, s) = tls13_session();
     assert_eq!(probe(Direction::ToServer, &c), Probe::Match);
     assert_eq!(probe(Direction::ToClient, &s), Probe::Match);
-    assert_eq!(probe(Direction::ToServer, &c[..3]), Probe::NeedMore);
+    // A handshake record header is enough, as for Suricata (|16 03 0x|).
+    assert_eq!(probe(Direction::ToServer, &c[..3]), Probe::Match);
+    assert_eq!(probe(Direction::ToServer, &c[..2]), Probe::NeedMore);
     assert_eq!(probe(Direction::ToServer, b""), Probe::NeedMore);
     assert_eq!(
         probe(Direction::ToServer, b"GET / HTTP/1.1\r\n"),

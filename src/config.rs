@@ -8,6 +8,7 @@ use vigil_parsers::DefragConfig;
 
 use crate::applayer::{AppLayerConfig, EnabledProtocols};
 use crate::flow::{FlowTableConfig, FlowTimeouts};
+use vigil_parsers::app::http::DumpHeaders;
 use vigil_parsers::stream::{OverlapPolicy, StreamConfig};
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -71,6 +72,66 @@ pub struct StreamSection {
 pub struct AppLayerSection {
     /// Protocols detected and parsed; a disabled one is left undetected.
     pub protocols: EnabledProtocols,
+    pub http: HttpSection,
+    pub tls: TlsSection,
+    pub ssh: SshSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// Request body bytes kept per transaction (dechunked, decompressed) for inspection.
+    pub request_body_limit_bytes: usize,
+    pub response_body_limit_bytes: usize,
+    /// Which sides' headers `http` events list in full: none, request, response or both.
+    pub dump_all_headers: HeaderDump,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeaderDump {
+    #[default]
+    None,
+    Request,
+    Response,
+    Both,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// Log `ja3`/`ja3s` in `tls` events (always computed for rules).
+    pub ja3: bool,
+    /// Log `ja4` in `tls` events.
+    pub ja4: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshSection {
+    /// Compute and log HASSH / HASSH-server in `ssh` events.
+    pub hassh: bool,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        let d = vigil_parsers::app::http::HttpConfig::default();
+        HttpSection {
+            request_body_limit_bytes: d.request_body_limit,
+            response_body_limit_bytes: d.response_body_limit,
+            dump_all_headers: HeaderDump::None,
+        }
+    }
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        let d = vigil_parsers::app::tls::TlsConfig::default();
+        TlsSection {
+            ja3: d.ja3,
+            ja4: d.ja4,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -272,6 +333,25 @@ impl Config {
                 ..StreamConfig::default()
             },
             enabled: self.app_layer.protocols,
+            http: vigil_parsers::app::http::HttpConfig {
+                request_body_limit: self.app_layer.http.request_body_limit_bytes,
+                response_body_limit: self.app_layer.http.response_body_limit_bytes,
+                dump_all_headers: match self.app_layer.http.dump_all_headers {
+                    HeaderDump::None => DumpHeaders::None,
+                    HeaderDump::Request => DumpHeaders::Request,
+                    HeaderDump::Response => DumpHeaders::Response,
+                    HeaderDump::Both => DumpHeaders::Both,
+                },
+                ..Default::default()
+            },
+            tls: vigil_parsers::app::tls::TlsConfig {
+                ja3: self.app_layer.tls.ja3,
+                ja4: self.app_layer.tls.ja4,
+                ..Default::default()
+            },
+            ssh: vigil_parsers::app::ssh::SshConfig {
+                hassh: self.app_layer.ssh.hassh,
+            },
             ..AppLayerConfig::default()
         }
     }

@@ -309,3 +309,41 @@ fn tls_inside_an_http_connect_tunnel() {
     assert_eq!(flows[0]["app_proto"], "tls");
     assert_eq!(flows[0]["app_proto_orig"], "http");
 }
+
+#[test]
+fn fingerprints_and_header_dumps_follow_the_config() {
+    let dir = std::env::temp_dir().join(format!("vigil-app-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("vigil.toml");
+    std::fs::write(
+        &cfg,
+        "[app_layer.ssh]\nhassh = true\n[app_layer.http]\ndump_all_headers = \"both\"\n",
+    )
+    .unwrap();
+    let cfg_arg = cfg.to_str().unwrap();
+
+    let run = run_case("ssh-newkeys", &["--config", cfg_arg]);
+    let ssh = run.of_type("ssh");
+    let client = &ssh[0]["ssh"]["client"];
+    assert_eq!(
+        client["hassh"]["hash"].as_str().map(str::len),
+        Some(32),
+        "{client}"
+    );
+    assert!(ssh[0]["ssh"]["server"]["hassh"]["string"].is_string());
+    // Off by default, as in Suricata 8.
+    let plain = run_case("ssh-newkeys", &[]);
+    assert!(plain.of_type("ssh")[0]["ssh"]["client"]
+        .get("hassh")
+        .is_none());
+
+    let run = run_case("http-all-headers", &["--config", cfg_arg]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let http = run.of_type("http");
+    assert!(!http.is_empty());
+    let headers = http[0]["http"]["request_headers"]
+        .as_array()
+        .expect("request_headers");
+    assert!(headers.iter().any(|h| h["name"] == "Host"), "{headers:?}");
+    assert!(http[0]["http"]["response_headers"].is_array());
+}

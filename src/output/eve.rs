@@ -99,6 +99,21 @@ pub fn proto_name(proto: u8) -> String {
     }
 }
 
+/// An address as Suricata writes it: IPv4 dotted, IPv6 as eight zero-padded groups
+/// (`2001:0db8:0000:…`), so SIEM content that matches Suricata's strings matches Vigil's.
+pub fn eve_ip(addr: &IpAddr) -> String {
+    match addr {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => {
+            let g = a.segments();
+            format!(
+                "{:04x}:{:04x}:{:04x}:{:04x}:{:04x}:{:04x}:{:04x}:{:04x}",
+                g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]
+            )
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct TunnelJson {
     src_ip: String,
@@ -117,8 +132,8 @@ fn tunnel_json(t: &TunnelContext) -> Option<TunnelJson> {
     }
     let udp = t.outer_proto == PROTO_UDP;
     Some(TunnelJson {
-        src_ip: t.outer_src.to_string(),
-        dest_ip: t.outer_dst.to_string(),
+        src_ip: eve_ip(&t.outer_src),
+        dest_ip: eve_ip(&t.outer_dst),
         src_port: udp.then_some(t.outer_src_port),
         dest_port: udp.then_some(t.outer_dst_port),
         proto: proto_name(t.outer_proto),
@@ -243,9 +258,9 @@ fn flow_json(f: &FlowRecord, fmt: &EveFormat) -> FlowJson {
         flow_id: f.flow_id,
         event_type: "flow",
         vlan: vlans(&f.key.vlans, vlan_count(&f.key.vlans)),
-        src_ip: f.client_addr.to_string(),
+        src_ip: eve_ip(&f.client_addr),
         src_port,
-        dest_ip: f.server_addr.to_string(),
+        dest_ip: eve_ip(&f.server_addr),
         dest_port,
         ip_v: if f.client_addr.is_ipv4() { 4 } else { 6 },
         proto: proto_name(f.proto),
@@ -312,9 +327,9 @@ fn anomaly_json<'a>(a: &AnomalyEvent, fmt: &'a EveFormat) -> AnomalyJson<'a> {
         timestamp: eve_timestamp_string(a.ts_ns),
         event_type: "anomaly",
         vlan: vlans(&a.vlans, a.vlan_count as usize),
-        src_ip: a.l3.map(|(s, _, _)| s.to_string()),
+        src_ip: a.l3.map(|(s, _, _)| eve_ip(&s)),
         src_port: a.ports.map(|p| p.0),
-        dest_ip: a.l3.map(|(_, d, _)| d.to_string()),
+        dest_ip: a.l3.map(|(_, d, _)| eve_ip(&d)),
         dest_port: a.ports.map(|p| p.1),
         proto: a.l3.map(|(_, _, p)| proto_name(p)),
         tunnel: tunnel_json(&a.tunnel),
@@ -459,11 +474,11 @@ impl Serialize for AppJson<'_> {
         if let Some(v) = vlans(&a.vlans, vlan_count(&a.vlans)) {
             m.serialize_entry("vlan", &v)?;
         }
-        m.serialize_entry("src_ip", &a.src.to_string())?;
+        m.serialize_entry("src_ip", &eve_ip(&a.src))?;
         if let Some((sp, _)) = a.ports {
             m.serialize_entry("src_port", &sp)?;
         }
-        m.serialize_entry("dest_ip", &a.dst.to_string())?;
+        m.serialize_entry("dest_ip", &eve_ip(&a.dst))?;
         if let Some((_, dp)) = a.ports {
             m.serialize_entry("dest_port", &dp)?;
         }
@@ -504,5 +519,23 @@ impl Serialize for AppJson<'_> {
             )?,
         }
         m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_written_as_suricata_writes_them() {
+        assert_eq!(eve_ip(&"10.0.0.1".parse().unwrap()), "10.0.0.1");
+        assert_eq!(
+            eve_ip(&"2001:4860:4860::8888".parse().unwrap()),
+            "2001:4860:4860:0000:0000:0000:0000:8888"
+        );
+        assert_eq!(
+            eve_ip(&"::ffff:10.0.0.1".parse().unwrap()),
+            "0000:0000:0000:0000:0000:ffff:0a00:0001"
+        );
     }
 }

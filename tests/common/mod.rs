@@ -144,6 +144,12 @@ pub fn truth_key(t: &vigil_pcapgen::FlowTruth) -> String {
 
 pub fn event_key(ev: &Value, reversed: bool) -> String {
     let port = |v: &Value| v.as_u64().map_or("-".into(), |p| p.to_string());
+    // EVE writes IPv6 zero-padded (as Suricata does); the truth uses Rust's short form.
+    let ip = |v: &Value| -> String {
+        let s = v.as_str().unwrap();
+        s.parse::<std::net::IpAddr>()
+            .map_or_else(|_| s.to_string(), |a| a.to_string())
+    };
     let (src, dst, sp, dp) = if reversed {
         ("dest_ip", "src_ip", "dest_port", "src_port")
     } else {
@@ -159,23 +165,15 @@ pub fn event_key(ev: &Value, reversed: bool) -> String {
         None => "-".into(),
     };
     let tunnel = match ev["tunnel"].as_object() {
-        Some(t) if reversed => format!(
-            "{}>{}",
-            t["dest_ip"].as_str().unwrap(),
-            t["src_ip"].as_str().unwrap()
-        ),
-        Some(t) => format!(
-            "{}>{}",
-            t["src_ip"].as_str().unwrap(),
-            t["dest_ip"].as_str().unwrap()
-        ),
+        Some(t) if reversed => format!("{}>{}", ip(&t["dest_ip"]), ip(&t["src_ip"])),
+        Some(t) => format!("{}>{}", ip(&t["src_ip"]), ip(&t["dest_ip"])),
         None => "-".into(),
     };
     format!(
         "{} {}>{} {} {} vlan={vlans} tunnel={tunnel}",
         ev["proto"].as_str().unwrap(),
-        ev[src].as_str().unwrap(),
-        ev[dst].as_str().unwrap(),
+        ip(&ev[src]),
+        ip(&ev[dst]),
         port(&ev[sp]),
         port(&ev[dp]),
     )

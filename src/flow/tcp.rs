@@ -41,8 +41,13 @@ impl TcpState {
         !matches!(self, TcpState::None | TcpState::SynSent | TcpState::SynRecv)
     }
 
+    /// Both sides sent FIN (or a RST): Suricata's flow state `closed` begins at LAST_ACK and
+    /// TIME_WAIT, before the last ACK.
     pub fn is_closed(self) -> bool {
-        matches!(self, TcpState::Closed | TcpState::TimeWait)
+        matches!(
+            self,
+            TcpState::Closed | TcpState::TimeWait | TcpState::LastAck
+        )
     }
 
     /// Advances on one segment. `from_client` is the segment's direction relative to the flow's
@@ -64,28 +69,34 @@ impl TcpState {
             SynSent => SynSent,
             SynRecv if ack && !syn && from_client => {
                 if fin {
-                    FinWait1
+                    CloseWait
                 } else {
                     Established
                 }
             }
             SynRecv => SynRecv,
-            Established if fin && from_client => FinWait1,
-            Established if fin => CloseWait,
+            // States are named from the server's side, as Suricata names them: a client's FIN
+            // puts the server in CLOSE_WAIT, a server's FIN in FIN_WAIT1.
+            Established if fin && from_client => CloseWait,
+            Established if fin => FinWait1,
             Established => Established,
-            // The client closed first: the server's FIN moves it on.
-            FinWait1 if fin && !from_client => Closing,
-            FinWait1 if ack && !from_client => FinWait2,
-            FinWait1 => FinWait1,
-            FinWait2 if fin && !from_client => TimeWait,
-            FinWait2 => FinWait2,
-            Closing if ack && from_client => TimeWait,
-            Closing => Closing,
-            // The server closed first.
-            CloseWait if fin && from_client => LastAck,
+            // The client closed first: the server's FIN, then the client's last ACK.
+            CloseWait if fin && !from_client => LastAck,
             CloseWait => CloseWait,
-            LastAck if ack && !from_client => Closed,
+            LastAck if ack && from_client => Closed,
             LastAck => LastAck,
+            // The server closed first.
+            // A FIN that also acknowledges the server's skips FIN_WAIT2; without, both closed
+            // at once.
+            FinWait1 if fin && ack && from_client => TimeWait,
+            FinWait1 if fin && from_client => Closing,
+            FinWait1 if ack && from_client => FinWait2,
+            FinWait1 => FinWait1,
+            FinWait2 if fin && from_client => TimeWait,
+            FinWait2 => FinWait2,
+            Closing if ack && !from_client => TimeWait,
+            Closing => Closing,
+            TimeWait if ack && !from_client => Closed,
             TimeWait => TimeWait,
             Closed => Closed,
         }
@@ -104,9 +115,10 @@ mod tests {
             (TCP_SYN | TCP_ACK, false, TcpState::SynRecv),
             (TCP_ACK, true, TcpState::Established),
             (TCP_PSH | TCP_ACK, true, TcpState::Established),
-            (TCP_FIN | TCP_ACK, true, TcpState::FinWait1),
-            (TCP_ACK, false, TcpState::FinWait2),
-            (TCP_FIN | TCP_ACK, false, TcpState::TimeWait),
+            (TCP_FIN | TCP_ACK, true, TcpState::CloseWait),
+            (TCP_ACK, false, TcpState::CloseWait),
+            (TCP_FIN | TCP_ACK, false, TcpState::LastAck),
+            (TCP_ACK, true, TcpState::Closed),
         ];
         let mut s = TcpState::None;
         for (flags, from_client, want) in steps {
@@ -119,11 +131,20 @@ mod tests {
     fn server_closes_first_and_reset() {
         let mut s = TcpState::Established;
         s = s.on_segment(TCP_FIN | TCP_ACK, false, true);
-        assert_eq!(s, TcpState::CloseWait);
+        assert_eq!(s, TcpState::FinWait1);
+        s = s.on_segment(TCP_ACK, true, true);
+        assert_eq!(s, TcpState::FinWait2);
         s = s.on_segment(TCP_FIN | TCP_ACK, true, true);
-        assert_eq!(s, TcpState::LastAck);
+        assert_eq!(s, TcpState::TimeWait);
         s = s.on_segment(TCP_ACK, false, true);
         assert_eq!(s, TcpState::Closed);
+        // The client's FIN acknowledging the server's: straight to TIME_WAIT.
+        let s = TcpState::FinWait1.on_segment(TCP_FIN | TCP_ACK, true, true);
+        assert_eq!(s, TcpState::TimeWait);
+        assert_eq!(
+            TcpState::FinWait1.on_segment(TCP_FIN, true, true),
+            TcpState::Closing
+        );
         assert_eq!(
             TcpState::SynSent.on_segment(TCP_RST, false, true),
             TcpState::Closed

@@ -5,6 +5,10 @@
 //! (which may span records) until that direction switches to encrypted traffic; after that only
 //! the 5-byte record headers are read and bodies are counted, never copied. One record per
 //! session is emitted once the handshake is as complete as a passive observer can see it.
+//!
+//! Certificates are decoded with x509-parser. Records and hellos are parsed here by hand: the
+//! fields JA3/JA4 need are few and the parser must survive split and malformed input; whether
+//! tls-parser (the design's choice) serves as well is still to be measured against the corpus.
 
 use super::{eve_bytes_to_string, AppOutput, AppParser, AppProto, AppRecord, Direction, Probe};
 use md5::{Digest as _, Md5};

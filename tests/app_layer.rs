@@ -347,3 +347,25 @@ fn fingerprints_and_header_dumps_follow_the_config() {
     assert!(headers.iter().any(|h| h["name"] == "Host"), "{headers:?}");
     assert!(http[0]["http"]["response_headers"].is_array());
 }
+
+#[test]
+fn a_different_protocol_in_each_direction_is_reported() {
+    // An HTTP request to an SSH server, which answers with its banner.
+    let run = run_case("output-eve-anomaly-02", &[]);
+    let events: Vec<&str> = run
+        .of_type("anomaly")
+        .iter()
+        .filter(|e| e["anomaly"]["layer"] == "proto_detect")
+        .map(|e| e["anomaly"]["event"].as_str().unwrap())
+        .collect();
+    assert!(
+        events.contains(&"APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS"),
+        "{events:?}"
+    );
+    // HTTP on the SSH port is reported too.
+    assert!(
+        events.contains(&"APPLAYER_PROTOCOL_PORT_MISMATCH"),
+        "{events:?}"
+    );
+    assert_eq!(run.of_type("flow")[0]["app_proto"], "http");
+}

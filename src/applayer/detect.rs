@@ -47,6 +47,10 @@ pub struct Detection {
     held: [Vec<u8>; 2],
     /// The last probed data was appended to `held` (the parser gets it from there).
     last_held: [bool; 2],
+    /// The direction whose data named the protocol.
+    found_in: Option<Direction>,
+    /// The other direction's first data was checked against the protocol found.
+    other_checked: bool,
 }
 
 fn idx(dir: Direction) -> usize {
@@ -122,6 +126,7 @@ impl Detection {
             match probe_one(proto, tcp, dir, bytes) {
                 Probe::Match => {
                     self.found = Some(proto);
+                    self.found_in = Some(dir);
                     return DirDetect::Found(proto);
                 }
                 Probe::NeedMore => need_more = true,
@@ -160,6 +165,26 @@ impl Detection {
     pub fn take_held(&mut self) -> [(Direction, Vec<u8>); 2] {
         let [ts, tc] = std::mem::take(&mut self.held);
         [(Direction::ToServer, ts), (Direction::ToClient, tc)]
+    }
+
+    /// The first data of the direction that did not name the protocol: if it is clearly another
+    /// protocol (an HTTP request answered by an SSH banner), returns that protocol, once.
+    pub fn other_direction_mismatch(
+        &mut self,
+        enabled: &EnabledProtocols,
+        tcp: bool,
+        dir: Direction,
+        data: &[u8],
+    ) -> Option<AppProto> {
+        let found = self.found?;
+        if self.other_checked || self.found_in == Some(dir) || data.is_empty() {
+            return None;
+        }
+        self.other_checked = true;
+        ORDER
+            .into_iter()
+            .filter(|p| *p != found && enabled.is_enabled(*p))
+            .find(|p| probe_one(*p, tcp, dir, data) == Probe::Match)
     }
 
     /// Data of `dir` was lost before detection finished: held bytes no longer lead up to what

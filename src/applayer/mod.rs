@@ -395,6 +395,20 @@ impl Feed<'_> {
 impl StreamSink for Feed<'_> {
     fn data(&mut self, dir: Direction, data: &[u8]) {
         if self.state.parser.is_some() {
+            let tcp = self.state.transport == Transport::Tcp;
+            let enabled = &self.config.enabled;
+            let mismatch = self
+                .state
+                .detection
+                .other_direction_mismatch(enabled, tcp, dir, data);
+            if mismatch.is_some() {
+                // Each direction speaks a different protocol: the flow keeps the first one.
+                let proto = self.state.detection.final_proto();
+                self.items.push(AppItem::DetectEvent(
+                    proto,
+                    "APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS",
+                ));
+            }
             self.parse(dir, data);
             return;
         }

@@ -4,6 +4,7 @@
 //! packet timestamps, and get back fixed-size views. No function panics on packet bytes.
 
 pub mod app;
+pub mod calendar;
 pub mod decode;
 pub mod defrag;
 pub mod packet;

@@ -1,7 +1,8 @@
-//! Packet-time formatting for EVE. Hand-written (Hinnant's civil-from-days) because it is the
-//! only date arithmetic Vigil needs and it runs once per event on the output thread.
+//! Packet-time formatting for EVE, once per event on the output thread.
 
 use std::fmt::Write;
+
+use vigil_parsers::calendar::civil_from_days;
 
 /// `2024-05-13T10:00:00.123456+0000`: Suricata's EVE timestamp, always UTC, microseconds.
 pub fn eve_timestamp(ts_ns: u64, out: &mut String) {
@@ -23,19 +24,6 @@ pub fn eve_timestamp_string(ts_ns: u64) -> String {
     let mut s = String::with_capacity(31);
     eve_timestamp(ts_ns, &mut s);
     s
-}
-
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

@@ -424,19 +424,8 @@ fn ja4_hash_list(vals: &[u16], sigs: Option<&[u16]>) -> String {
 
 /// `YYYY-MM-DDTHH:MM:SS` (UTC) for a Unix timestamp, as Suricata logs certificate validity.
 pub fn format_timestamp(ts: i64) -> String {
-    let days = ts.div_euclid(86400);
     let secs = ts.rem_euclid(86400);
-    // Civil-from-days (H. Hinnant), valid for the whole i64 day range we can get from X.509.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
+    let (y, m, d) = crate::calendar::civil_from_days(ts.div_euclid(86400));
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
         secs / 3600,

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
     build-essential pkg-config clang
-    libpcap-dev libhyperscan-dev libelf-dev zlib1g-dev
+    libpcap-dev libhyperscan-dev libelf-dev zlib1g-dev libpcre2-dev
     # tests and benchmarks: peak-RSS measurement, result summaries
     time python3
 )

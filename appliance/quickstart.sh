@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # First run on a fresh machine: installs the system packages, builds Vigil, and replays the
-# bundled sample, printing the run summary and writing out/eve.json.
+# bundled sample with the bundled rules, printing the run summary and writing out/eve.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 cargo build --release --bin vigil
 mkdir -p out
 rm -f out/eve.json
-./target/release/vigil replay samples/sample.pcap --eve-dir out
+./target/release/vigil replay samples/sample.pcap --rules samples/sample.rules --eve-dir out
 python3 - out/eve.json <<'PY' 2>/dev/null || true
 import collections, json, sys
 counts = collections.Counter(json.loads(l)["event_type"] for l in open(sys.argv[1]))

@@ -35,7 +35,7 @@ def fail_reason(checks):
     needs = []
     for c in checks:
         if '"alert"' in c or "alert." in c or "flow.alerted: true" in c:
-            r = "needs signatures (issue 4): alert checks"
+            r = "alerts differ from Suricata: " + re.sub(r" \(want.*$", "", c)[:160]
         elif '"fileinfo"' in c:
             r = "needs fileinfo events (file tracking, not built)"
         elif "stats." in c:

@@ -3,6 +3,7 @@
 pub mod applayer;
 pub mod capture;
 pub mod config;
+pub mod detect;
 pub mod flow;
 pub mod output;
 pub mod pipeline;

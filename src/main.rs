@@ -26,6 +26,11 @@ enum Command {
     Replay(ReplayArgs),
     /// Run suricata-verify cases and check Vigil's output against their expectations.
     Verify(VerifyArgs),
+    /// Rules file tools.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Configuration file tools.
     Config {
         #[command(subcommand)]
@@ -47,6 +52,12 @@ struct ReplayArgs {
     /// Directory for eve.json (default: the config's `eve.dir`).
     #[arg(short = 'l', long)]
     eve_dir: Option<PathBuf>,
+    /// Rules file (Suricata syntax); repeat for several. Without one, no detection runs.
+    #[arg(short = 'S', long = "rules", value_name = "FILE")]
+    rules: Vec<PathBuf>,
+    /// Build the prefilter databases every time instead of caching them on disk.
+    #[arg(long)]
+    no_rules_cache: bool,
     /// Progress bar on stderr.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     progress: Progress,
@@ -83,6 +94,21 @@ enum Progress {
     Auto,
     Always,
     Never,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Load rules files and report what loads, what is skipped and why.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Any skipped rule is an error (exit status 1).
+        #[arg(long)]
+        strict: bool,
+        /// Print only the counts, not each skipped rule.
+        #[arg(short, long)]
+        quiet: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -130,6 +156,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Rules {
+            command:
+                RulesCommand::Check {
+                    files,
+                    strict,
+                    quiet,
+                },
+        } => rules_check(&files, strict, quiet),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => {
@@ -166,16 +200,45 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         Progress::Auto => std::io::stderr().is_terminal() && !args.quiet,
     };
     let progress = show_progress.then(progress_bar);
+    let rules = if args.rules.is_empty() {
+        None
+    } else {
+        let cache = if args.no_rules_cache {
+            None
+        } else {
+            vigil_signatures::engine::default_cache_dir()
+        };
+        let started = std::time::Instant::now();
+        let (rules, report) =
+            vigil::detect::load_rules(&args.rules, cache).context("loading rules")?;
+        if !args.quiet {
+            eprintln!(
+                "vigil: {} rules loaded, {} skipped ({} waiting for a parser) in {:.2} s{}",
+                report.loaded,
+                report.skipped.len(),
+                report.waiting.len(),
+                started.elapsed().as_secs_f64(),
+                if report.cache_hit {
+                    " (prefilter from cache)"
+                } else {
+                    ""
+                },
+            );
+        }
+        Some(rules)
+    };
+    let rules_loaded = rules.as_ref().map_or(0, |r| r.len());
     let report = replay(ReplayOptions {
         files: args.files.clone(),
         config,
         workers,
         eve_dir,
+        rules,
         progress,
     })
     .context("replay failed")?;
     if !args.quiet {
-        eprint!("{}", summary(&report));
+        eprint!("{}", summary(&report, rules_loaded));
     }
     for e in &report.input_errors {
         eprintln!("vigil: error: {e}");
@@ -204,7 +267,54 @@ fn progress_bar() -> Box<dyn FnMut(u64, u64) + Send> {
     })
 }
 
-fn summary(r: &ReplayReport) -> String {
+fn rules_check(files: &[PathBuf], strict: bool, quiet: bool) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let (rules, report) = vigil::detect::load_rules(files, None).context("loading rules")?;
+    let total = report.loaded + report.skipped.len();
+    println!(
+        "{} of {} rules loaded ({:.2} %), {} skipped, in {:.2} s",
+        report.loaded,
+        total,
+        100.0 * report.loaded as f64 / total.max(1) as f64,
+        report.skipped.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let mut by_reason: std::collections::BTreeMap<String, usize> = Default::default();
+    for s in &report.skipped {
+        *by_reason.entry(s.reason_class()).or_default() += 1;
+    }
+    let mut reasons: Vec<_> = by_reason.into_iter().collect();
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
+    for (reason, n) in &reasons {
+        println!("  skipped {n:>6}  {reason}");
+    }
+    let mut waiting: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (_, w) in &report.waiting {
+        *waiting.entry(w.as_str()).or_default() += 1;
+    }
+    for (w, n) in &waiting {
+        println!("  loaded  {n:>6}  waiting for {w} (cannot match until it lands)");
+    }
+    if !quiet {
+        for s in &report.skipped {
+            println!(
+                "{}:{}: sid {}: {}",
+                s.file,
+                s.line,
+                s.sid.map_or("?".to_string(), |v| v.to_string()),
+                s.reason.message()
+            );
+        }
+    }
+    drop(rules);
+    Ok(if strict && !report.skipped.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn summary(r: &ReplayReport, rules_loaded: usize) -> String {
     let s = &r.stats;
     let secs = r.elapsed.as_secs_f64().max(1e-9);
     let events: Vec<String> = {
@@ -234,8 +344,13 @@ fn summary(r: &ReplayReport) -> String {
         s.flow.emerg_mode_entered,
     ));
     out.push_str(&format!(
-        "  alerts {} (no rules loaded), decode errors {}{}\n",
+        "  alerts {}{}, decode errors {}{}\n",
         s.alerts,
+        if rules_loaded == 0 {
+            " (no rules loaded)".to_string()
+        } else {
+            format!(" from {rules_loaded} rules")
+        },
         s.decoder.decode_errors,
         if events.is_empty() {
             String::new()

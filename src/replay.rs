@@ -10,6 +10,7 @@ use vigil_parsers::LinkType;
 
 use crate::capture::{CaptureError, PcapFileReader};
 use crate::config::Config;
+use crate::detect::WorkerDetect;
 use crate::output::eve::{EveEvent, EveFormat};
 use crate::output::{EveFileWriter, OutputError, OutputReport};
 use crate::pipeline::{Batch, Dispatcher, FrameBytes, Worker, WorkerConfig};
@@ -20,6 +21,8 @@ pub struct ReplayOptions {
     pub config: Config,
     pub workers: usize,
     pub eve_dir: PathBuf,
+    /// Loaded signatures; `None` runs without detection.
+    pub rules: Option<std::sync::Arc<vigil_signatures::RuleSet>>,
     /// Called now and then with (bytes read, total bytes) for a progress display.
     pub progress: Option<Box<dyn FnMut(u64, u64) + Send>>,
 }
@@ -72,7 +75,19 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
     for k in 0..workers {
         let (tx, rx) = bounded::<Batch>(ring);
         senders.push(tx);
-        let worker = Worker::new(worker_cfg.clone(), events_tx.clone(), recycle_tx.clone());
+        let detect = match &opts.rules {
+            Some(rules) => Some(
+                WorkerDetect::new(std::sync::Arc::clone(rules))
+                    .map_err(|e| ReplayError::Worker(format!("detection scratch: {e}")))?,
+            ),
+            None => None,
+        };
+        let worker = Worker::new(
+            worker_cfg.clone(),
+            detect,
+            events_tx.clone(),
+            recycle_tx.clone(),
+        );
         let handle = thread::Builder::new()
             .name(format!("vigil-worker-{k}"))
             .spawn(move || worker.run(rx))
@@ -144,6 +159,7 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
                 stats.app_layer.add(&report.app_layer);
                 stats.app_events.add(&report.app_events);
                 stats.flow_events += report.flow_events;
+                stats.alerts += report.alerts;
                 stats.anomaly_events += report.anomaly_events;
                 stats.anomalies_suppressed += report.anomalies_suppressed;
             }

@@ -311,8 +311,7 @@ fn describe(listed: Option<&(Expected, String)>) -> String {
 #[derive(Debug)]
 pub struct CasePlan {
     pub pcap: PathBuf,
-    /// The case's rules; not used until signatures exist (a case whose checks need alerts
-    /// fails, and the expectations say so).
+    /// The case's rules file, loaded for its replay.
     pub rules: Option<PathBuf>,
     pub setup: CaseSetup,
 }
@@ -1117,11 +1116,22 @@ fn replay_case(plan: &CasePlan, out_dir: &Path) -> Result<Vec<Value>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot remove {}: {e}", eve.display())),
     }
+    // Rules that do not load are skipped, as Suricata skips them; the case's checks then say
+    // whether what loaded is enough.
+    let rules = match &plan.rules {
+        Some(path) => Some(
+            crate::detect::load_rules(std::slice::from_ref(path), None)
+                .map_err(|e| format!("loading rules: {e}"))?
+                .0,
+        ),
+        None => None,
+    };
     let report = replay(ReplayOptions {
         files: vec![plan.pcap.clone()],
         config: plan.setup.config.clone(),
         workers: plan.setup.workers,
         eve_dir: out_dir.to_path_buf(),
+        rules,
         progress: None,
     })
     .map_err(|e| format!("replay of {} failed: {e}", plan.pcap.display()))?;

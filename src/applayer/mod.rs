@@ -131,6 +131,39 @@ pub struct FlowApp(Option<Box<FlowAppState>>);
 struct FlowAppState {
     stream: Option<TcpReassembler>,
     proto_state: ProtoState,
+    /// Flowbits and flowints the flow's rules set.
+    rule_vars: vigil_signatures::FlowVars,
+}
+
+impl FlowApp {
+    /// The flow's rule variables and its application protocol so far; `None` for flows
+    /// without application-layer state (not TCP or UDP).
+    pub fn detect_state(&mut self) -> Option<(&mut vigil_signatures::FlowVars, AppProto)> {
+        let s = self.0.as_mut()?;
+        let proto = s.proto_state.detection.final_proto();
+        Some((&mut s.rule_vars, proto))
+    }
+
+    /// Whether payload rules still inspect this flow's packets: not once a TLS or SSH
+    /// handshake is over, as Suricata's default `encryption-handling: track-only`.
+    pub fn payload_inspected(&self) -> bool {
+        let Some(s) = self.0.as_ref() else {
+            return true;
+        };
+        let encrypted = matches!(
+            s.proto_state.detection.final_proto(),
+            AppProto::Tls | AppProto::Ssh
+        );
+        !(encrypted && s.proto_state.done)
+    }
+
+    /// Takes the flow's rule variables, for the records its end still produces.
+    pub fn take_rule_vars(&mut self) -> vigil_signatures::FlowVars {
+        self.0
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.rule_vars))
+            .unwrap_or_default()
+    }
 }
 
 struct ProtoState {
@@ -220,6 +253,7 @@ impl AppLayer {
                     done: false,
                     proto_orig: None,
                 },
+                rule_vars: vigil_signatures::FlowVars::default(),
             })
         });
         let mut feed = Feed {

@@ -31,9 +31,35 @@ pub struct AnomalyEvent {
     pub file_index: u32,
 }
 
+/// A signature match: the rule (by index into its loaded set) and what it matched in.
+#[derive(Clone)]
+pub struct AlertEvent {
+    pub rules: std::sync::Arc<vigil_signatures::RuleSet>,
+    pub sig: u32,
+    pub direction: vigil_parsers::app::Direction,
+    pub app_proto: Option<AppProto>,
+    /// The transaction the rule matched in, logged beside the alert (`http`, `dns`, …).
+    pub record: Option<AppRecord>,
+    /// The flow as it was when the alert fired, for the `flow` sub-object.
+    pub flow: FlowRecord,
+}
+
+impl std::fmt::Debug for AlertEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sig = self.rules.sig(self.sig);
+        f.debug_struct("AlertEvent")
+            .field("gid", &sig.gid)
+            .field("sid", &sig.sid)
+            .field("direction", &self.direction)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What an application-layer event reports.
 #[derive(Debug, Clone)]
 pub enum AppEventKind {
+    /// An EVE `alert`.
+    Alert(Box<AlertEvent>),
     /// A protocol record: EVE `http`, `dns`, `tls`, `ssh`.
     Record(AppRecord),
     /// An EVE `anomaly` of type `applayer` (parser or detection finding) or `stream`.
@@ -394,6 +420,7 @@ fn stats_json(s: &RunStats) -> Value {
                 "max_pkt_size": d.max_pkt_size,
                 "event": events,
             },
+            "detect": { "alert": s.alerts },
             "flow": {
                 "total": f.total, "tcp": f.tcp, "udp": f.udp, "icmpv4": f.icmpv4,
                 "icmpv6": f.icmpv6, "active": f.active, "memuse": f.memuse_bytes,
@@ -469,6 +496,7 @@ impl Serialize for AppJson<'_> {
         let event_type = match &a.kind {
             AppEventKind::Record(r) => r.proto().as_str(),
             AppEventKind::Anomaly { .. } => "anomaly",
+            AppEventKind::Alert(_) => "alert",
         };
         m.serialize_entry("event_type", event_type)?;
         if let Some(v) = vlans(&a.vlans, vlan_count(&a.vlans)) {
@@ -499,6 +527,7 @@ impl Serialize for AppJson<'_> {
             &community_id_v1(&a.community, self.fmt.community_id_seed),
         )?;
         match &a.kind {
+            AppEventKind::Alert(alert) => serialize_alert(&mut m, alert)?,
             AppEventKind::Record(AppRecord::Http(tx)) => m.serialize_entry("http", &**tx)?,
             AppEventKind::Record(AppRecord::Dns(msg)) => m.serialize_entry("dns", &**msg)?,
             AppEventKind::Record(AppRecord::Tls(hs)) => m.serialize_entry("tls", &**hs)?,
@@ -517,6 +546,81 @@ impl Serialize for AppJson<'_> {
                     layer: *layer,
                 },
             )?,
+        }
+        m.end()
+    }
+}
+
+/// `alert{…}`, the matched transaction's object, `app_proto`, `direction` and `flow{…}`.
+fn serialize_alert<M: serde::ser::SerializeMap>(
+    m: &mut M,
+    alert: &AlertEvent,
+) -> Result<(), M::Error> {
+    let sig = alert.rules.sig(alert.sig);
+    m.serialize_entry(
+        "direction",
+        match alert.direction {
+            vigil_parsers::app::Direction::ToServer => "to_server",
+            vigil_parsers::app::Direction::ToClient => "to_client",
+        },
+    )?;
+    m.serialize_entry("alert", &AlertJson(sig))?;
+    match &alert.record {
+        Some(AppRecord::Http(tx)) => m.serialize_entry("http", &**tx)?,
+        Some(AppRecord::Dns(msg)) => m.serialize_entry("dns", &**msg)?,
+        Some(AppRecord::Tls(hs)) => m.serialize_entry("tls", &**hs)?,
+        Some(AppRecord::Ssh(hs)) => m.serialize_entry("ssh", &**hs)?,
+        None => {}
+    }
+    if let Some(p) = alert.app_proto {
+        m.serialize_entry("app_proto", p.as_str())?;
+    }
+    let f = &alert.flow;
+    let mut flow = Map::new();
+    flow.insert("pkts_toserver".into(), json!(f.pkts_toserver));
+    flow.insert("pkts_toclient".into(), json!(f.pkts_toclient));
+    flow.insert("bytes_toserver".into(), json!(f.bytes_toserver));
+    flow.insert("bytes_toclient".into(), json!(f.bytes_toclient));
+    flow.insert("start".into(), json!(eve_timestamp_string(f.first_ts_ns)));
+    flow.insert("src_ip".into(), json!(eve_ip(&f.client_addr)));
+    flow.insert("dest_ip".into(), json!(eve_ip(&f.server_addr)));
+    if let Some((sp, dp)) = f.ports {
+        flow.insert("src_port".into(), json!(sp));
+        flow.insert("dest_port".into(), json!(dp));
+    }
+    m.serialize_entry("flow", &flow)
+}
+
+/// Suricata's `alert` object. `metadata` groups `key value` pairs into arrays per key.
+struct AlertJson<'a>(&'a vigil_signatures::sig::Signature);
+
+impl Serialize for AlertJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let sig = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("action", sig.action.eve_name())?;
+        m.serialize_entry("gid", &sig.gid)?;
+        m.serialize_entry("signature_id", &sig.sid)?;
+        m.serialize_entry("rev", &sig.rev)?;
+        m.serialize_entry("signature", &sig.msg)?;
+        m.serialize_entry("category", &sig.category)?;
+        m.serialize_entry("severity", &sig.priority)?;
+        if !sig.metadata.is_empty() {
+            let mut meta: Map<String, Value> = Map::new();
+            for entry in &sig.metadata {
+                let (k, v) = match entry.split_once(char::is_whitespace) {
+                    Some((k, v)) => (k, v.trim()),
+                    None => (entry.as_str(), ""),
+                };
+                if let Value::Array(a) = meta
+                    .entry(k.to_string())
+                    .or_insert_with(|| Value::Array(Vec::new()))
+                {
+                    a.push(Value::String(v.to_string()));
+                }
+            }
+            m.serialize_entry("metadata", &meta)?;
         }
         m.end()
     }

@@ -6,6 +6,7 @@ use vigil_parsers::app::{AppProto, AppRecord, Direction};
 
 use super::batch::{Batch, Slot, SlotKind};
 use crate::applayer::{AppItem, AppLayer, AppLayerConfig, AppLayerStats, AppPacket, FlowApp};
+use crate::detect::{PacketPlace, WorkerDetect};
 use crate::flow::key::PROTO_TCP;
 use crate::flow::{FlowKey, FlowRecord, FlowStats, FlowTable, FlowTableConfig};
 use crate::output::eve::{AnomalyEvent, AppEvent, AppEventKind, EveEvent};
@@ -29,11 +30,14 @@ pub struct WorkerReport {
     pub anomaly_events: u64,
     pub anomalies_suppressed: u64,
     pub flow_events: u64,
+    pub alerts: u64,
 }
 
 pub struct Worker {
     table: FlowTable<FlowApp>,
     app: AppLayer,
+    /// Signature detection, when rules are loaded.
+    detect: Option<WorkerDetect>,
     /// Application-layer findings of the packet or flow end being handled.
     items: Vec<AppItem>,
     ended: Vec<FlowRecord>,
@@ -51,12 +55,14 @@ pub struct Worker {
 impl Worker {
     pub fn new(
         config: WorkerConfig,
+        detect: Option<WorkerDetect>,
         events_tx: Sender<Vec<EveEvent>>,
         recycle_tx: Sender<Batch>,
     ) -> Worker {
         Worker {
             table: FlowTable::new(config.flow),
             app: AppLayer::new(config.app_layer, config.stream_memcap_bytes),
+            detect,
             items: Vec::new(),
             ended: Vec::with_capacity(1024),
             events: Vec::new(),
@@ -87,6 +93,7 @@ impl Worker {
         self.send_events();
         self.report.flow = self.table.stats();
         self.report.app_layer = self.app.stats();
+        self.report.alerts = self.detect.as_ref().map_or(0, |d| d.alerts);
         self.report
     }
 
@@ -133,6 +140,46 @@ impl Worker {
                         ts_ns: slot.ts_ns,
                     };
                     self.app.on_packet(app, packet, &mut self.items);
+                    if let Some(detect) = self.detect.as_mut() {
+                        let place = PacketPlace {
+                            pcap_cnt: slot.pcap_cnt,
+                            file_index: slot.file_index,
+                        };
+                        let inspected = app.payload_inspected();
+                        // Flows without application-layer state (ICMP, other protocols) keep no
+                        // rule variables between packets yet.
+                        let mut no_state = vigil_signatures::FlowVars::default();
+                        let (vars, proto) = app
+                            .detect_state()
+                            .unwrap_or((&mut no_state, AppProto::Unknown));
+                        let mut alerted = detect.packet(
+                            pkt,
+                            payload,
+                            inspected,
+                            rec,
+                            dir,
+                            proto,
+                            vars,
+                            slot.ts_ns,
+                            place,
+                            &mut self.events,
+                        );
+                        for item in &self.items {
+                            if let AppItem::Record(_, record) = item {
+                                alerted |= detect.record(
+                                    record,
+                                    rec,
+                                    vars,
+                                    slot.ts_ns,
+                                    Some(place),
+                                    &mut self.events,
+                                );
+                            }
+                        }
+                        if alerted {
+                            rec.alerted = true;
+                        }
+                    }
                     if !self.items.is_empty() {
                         let rec = *rec;
                         let at = Some((slot.pcap_cnt, slot.file_index));
@@ -156,10 +203,22 @@ impl Worker {
         }
         let apps: Vec<FlowApp> = self.table.take_ended_apps().collect();
         let ts_ns = self.now_ns;
-        for (i, app) in (from..).zip(apps) {
+        for (i, mut app) in (from..).zip(apps) {
+            let mut vars = app.take_rule_vars();
             let (proto, orig) = self.app.on_flow_end(app, ts_ns, &mut self.items);
             self.ended[i].app_proto = proto;
             self.ended[i].app_proto_orig = orig;
+            if let Some(detect) = self.detect.as_mut() {
+                let rec = self.ended[i];
+                let mut alerted = false;
+                for item in &self.items {
+                    if let AppItem::Record(_, record) = item {
+                        alerted |=
+                            detect.record(record, &rec, &mut vars, ts_ns, None, &mut self.events);
+                    }
+                }
+                self.ended[i].alerted |= alerted;
+            }
             if !self.items.is_empty() {
                 let rec = self.ended[i];
                 self.emit_items(&rec, None, ts_ns, None);

@@ -1,0 +1,263 @@
+use std::net::IpAddr;
+
+use vigil_parsers::{DecodedPacket, TcpInfo, L4};
+
+use super::*;
+
+fn load(rules: &str) -> (RuleSet, LoadReport) {
+    RuleSet::from_texts(
+        &[("test.rules".to_string(), rules.to_string())],
+        RuleSetConfig::default(),
+    )
+    .unwrap()
+}
+
+struct Tx {
+    host: Option<&'static [u8]>,
+    ua: Option<&'static [u8]>,
+    body: Option<&'static [u8]>,
+}
+
+impl TxBuffers for Tx {
+    fn each(&mut self, buffer: Buffer, side: Side, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        let v = match (buffer, side) {
+            (Buffer::HttpHost, Side::Request) => self.host,
+            (Buffer::HttpUserAgent, Side::Request) => self.ua,
+            (Buffer::FileData, Side::Response) => self.body,
+            _ => None,
+        };
+        v.is_some_and(f)
+    }
+    fn has_side(&self, side: Side) -> bool {
+        side == Side::Request || self.body.is_some()
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn request_ends() -> Endpoints {
+    Endpoints {
+        src: ip("10.0.0.5"),
+        dst: ip("93.184.216.34"),
+        sport: 40000,
+        dport: 80,
+        ip_proto: 6,
+    }
+}
+
+const RULES: &str = r#"
+alert http $HOME_NET any -> $EXTERNAL_NET any (msg:"curl"; flow:established,to_server; http.user_agent; content:"curl/"; nocase; startswith; classtype:attempted-recon; sid:1; rev:1;)
+alert http $HOME_NET any -> $EXTERNAL_NET any (msg:"tk"; flow:established,to_server; http.host; content:".tk"; fast_pattern; endswith; content:!"tcl.tk"; depth:6; endswith; sid:2;)
+alert http $EXTERNAL_NET any -> $HOME_NET any (msg:"MZ"; flow:established,to_client; file.data; content:"MZ"; within:2; sid:3;)
+alert http $HOME_NET any -> $EXTERNAL_NET any (msg:"top limited"; flow:established,to_server; threshold:type limit, track by_src, count 1, seconds 30; http.host; content:".top"; fast_pattern; pcre:"/^(\x3a\d{1,5})?$/R"; sid:4;)
+alert tcp any any -> any any (msg:"payload"; flow:established; content:"secret"; offset:2; depth:10; sid:5;)
+alert tcp any any -> any 80 (msg:"syn"; flags:S; sid:6;)
+alert smtp any any -> any any (msg:"smtp"; content:"HELO"; sid:7;)
+alert tcp any any -> any any (msg:"bad"; content:"x"; xbits:set,a,track ip_src; sid:8;)
+"#;
+
+#[test]
+fn loads_and_reports() {
+    let (set, report) = load(RULES);
+    assert_eq!(report.loaded, 7);
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].sid, Some(8));
+    assert_eq!(report.skipped[0].line, 9);
+    assert_eq!(report.waiting, vec![(7, "smtp parser".to_string())]);
+    assert_eq!(set.len(), 7);
+}
+
+fn detect_tx(set: &RuleSet, det: &mut Detector, tx: &mut Tx, ts_s: u64) -> Vec<u32> {
+    let mut hits = Vec::new();
+    let mut vars = FlowVars::default();
+    set.detect_tx(
+        det,
+        BufferProto::Http,
+        tx,
+        &request_ends(),
+        true,
+        &mut vars,
+        ts_s * 1_000_000_000,
+        1,
+        &mut hits,
+    );
+    hits.iter().map(|h| set.sig(h.sig).sid).collect()
+}
+
+#[test]
+fn transaction_rules_match_their_buffers() {
+    let (set, _) = load(RULES);
+    let mut det = set.new_detector().unwrap();
+    let mut tx = Tx {
+        host: Some(b"evil.tk"),
+        ua: Some(b"Curl/7.1"),
+        body: Some(b"MZ\x90\x00"),
+    };
+    let mut sids = detect_tx(&set, &mut det, &mut tx, 1);
+    sids.sort();
+    assert_eq!(sids, vec![1, 2, 3]);
+
+    // Negated content with depth+endswith: the host "tcl.tk" is excluded.
+    let mut tx = Tx {
+        host: Some(b"tcl.tk"),
+        ua: Some(b"Mozilla curl/"),
+        body: Some(b"xMZ"),
+    };
+    assert!(detect_tx(&set, &mut det, &mut tx, 2).is_empty());
+}
+
+#[test]
+fn threshold_limits_per_source() {
+    let (set, _) = load(RULES);
+    let mut det = set.new_detector().unwrap();
+    let mut alerts = 0;
+    for (t, host) in [
+        (10, &b"a.top"[..]),
+        (11, b"b.top:8080"),
+        (50, b"c.top"),
+        (51, b"d.topx"),
+    ] {
+        let mut tx = Tx {
+            host: Some(host),
+            ua: None,
+            body: None,
+        };
+        alerts += detect_tx(&set, &mut det, &mut tx, t).len();
+    }
+    // The first and the one after the 30 s window alert; "d.topx" fails the pcre.
+    assert_eq!(alerts, 2);
+}
+
+fn tcp_packet(flags: u8, dport: u16) -> DecodedPacket {
+    let mut p = DecodedPacket::default();
+    p.l3.version = 4;
+    p.l3.src = ip("10.0.0.5");
+    p.l3.dst = ip("10.0.0.6");
+    p.l3.proto = 6;
+    p.l4 = L4::Tcp(TcpInfo {
+        src_port: 40000,
+        dst_port: dport,
+        flags,
+        ..TcpInfo::default()
+    });
+    p
+}
+
+fn detect_pkt(
+    set: &RuleSet,
+    det: &mut Detector,
+    pkt: &DecodedPacket,
+    payload: &[u8],
+    established: bool,
+) -> Vec<u32> {
+    let (sport, dport) = pkt.ports().unwrap();
+    let ends = Endpoints {
+        src: pkt.l3.src,
+        dst: pkt.l3.dst,
+        sport,
+        dport,
+        ip_proto: 6,
+    };
+    let view = FlowView {
+        established,
+        to_server: true,
+        app_proto: None,
+        inspect_payload: true,
+    };
+    let mut hits = Vec::new();
+    let mut vars = FlowVars::default();
+    set.detect_packet(
+        det,
+        pkt,
+        payload,
+        &ends,
+        Some(view),
+        Some(&mut vars),
+        0,
+        1,
+        &mut hits,
+    );
+    hits.iter().map(|h| set.sig(h.sig).sid).collect()
+}
+
+#[test]
+fn packet_rules() {
+    let (set, _) = load(RULES);
+    let mut det = set.new_detector().unwrap();
+    let pkt = tcp_packet(0x18, 5555);
+    assert_eq!(
+        detect_pkt(&set, &mut det, &pkt, b"xxsecretyy", true),
+        vec![5]
+    );
+    // Outside offset/depth, or not established: no match.
+    assert!(detect_pkt(&set, &mut det, &pkt, b"xxxxxxxxsecret", true).is_empty());
+    assert!(detect_pkt(&set, &mut det, &pkt, b"xxsecretyy", false).is_empty());
+    // A header-only rule is evaluated without a payload.
+    let syn = tcp_packet(0x02, 80);
+    assert_eq!(detect_pkt(&set, &mut det, &syn, b"", false), vec![6]);
+}
+
+#[test]
+fn flowbits_across_packets() {
+    let rules = r#"
+alert tcp any any -> any any (msg:"set"; content:"login"; flowbits:set,seen; flowbits:noalert; sid:10;)
+alert tcp any any -> any any (msg:"check"; content:"secret"; flowbits:isset,seen; sid:11;)
+"#;
+    let (set, _) = load(rules);
+    let mut det = set.new_detector().unwrap();
+    let pkt = tcp_packet(0x18, 23);
+    let ends = Endpoints {
+        src: pkt.l3.src,
+        dst: pkt.l3.dst,
+        sport: 40000,
+        dport: 23,
+        ip_proto: 6,
+    };
+    let view = FlowView {
+        established: true,
+        to_server: true,
+        app_proto: None,
+        inspect_payload: true,
+    };
+    let mut vars = FlowVars::default();
+    let mut hits = Vec::new();
+    set.detect_packet(
+        &mut det,
+        &pkt,
+        b"secret",
+        &ends,
+        Some(view),
+        Some(&mut vars),
+        0,
+        1,
+        &mut hits,
+    );
+    assert!(hits.is_empty());
+    set.detect_packet(
+        &mut det,
+        &pkt,
+        b"login",
+        &ends,
+        Some(view),
+        Some(&mut vars),
+        0,
+        1,
+        &mut hits,
+    );
+    assert!(hits.is_empty(), "noalert");
+    set.detect_packet(
+        &mut det,
+        &pkt,
+        b"secret",
+        &ends,
+        Some(view),
+        Some(&mut vars),
+        0,
+        1,
+        &mut hits,
+    );
+    assert_eq!(hits.len(), 1);
+    assert_eq!(set.sig(hits[0].sig).sid, 11);
+}

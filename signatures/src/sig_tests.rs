@@ -1,0 +1,120 @@
+use std::collections::HashMap;
+
+use super::*;
+use crate::parse::parse_rule;
+
+fn compile_text(text: &str) -> Result<Signature, SkipReason> {
+    let vars = Vars::default();
+    let classes = Classifications::bundled();
+    let mut names = HashMap::new();
+    let mut ctx = CompileContext {
+        vars: &vars,
+        classifications: classes,
+        names: &mut names,
+        parsed_protos: &["http", "dns", "tls", "ssh"],
+    };
+    let raw = parse_rule(text).map_err(|e| SkipReason::Invalid(e.to_string()))?;
+    compile(&raw, &mut ctx, Origin::default())
+}
+
+#[test]
+fn http_rule_with_sticky_buffers() {
+    let s = compile_text(r#"alert http $HOME_NET any -> $EXTERNAL_NET any (msg:"ET POLICY HTTP Request to a *.tk domain"; flow:established,to_server; http.host; content:".tk"; fast_pattern; endswith; content:!".tcl.tk"; content:!"tcl.tk"; depth:6; endswith; classtype:bad-unknown; sid:2012810; rev:12; metadata:created_at 2011_05_15, former_category POLICY;)"#).unwrap();
+    assert_eq!(s.sid, 2012810);
+    assert_eq!(s.rev, 12);
+    assert_eq!(s.category, "Potentially Bad Traffic");
+    assert_eq!(s.priority, 2);
+    assert_eq!(s.app_proto.as_deref(), Some("http"));
+    assert_eq!(s.lists.len(), 1);
+    assert_eq!(s.lists[0].buffer, Buffer::HttpHost);
+    assert_eq!(s.lists[0].side, Side::Request);
+    assert_eq!(s.lists[0].matches.len(), 3);
+    assert_eq!(s.prefilter, Some((0, 0)));
+    assert_eq!(
+        s.metadata,
+        vec!["created_at 2011_05_15", "former_category POLICY"]
+    );
+    assert!(s.is_tx());
+}
+
+#[test]
+fn legacy_modifiers_move_contents() {
+    let s = compile_text(r#"alert tcp any any -> any any (msg:"x"; content:"GET"; http_method; content:"/a"; http_uri; content:"b"; distance:0; http_uri; sid:1;)"#).unwrap();
+    assert_eq!(s.lists.len(), 2);
+    assert_eq!(s.lists[0].buffer, Buffer::HttpMethod);
+    assert_eq!(s.lists[1].buffer, Buffer::HttpUri);
+    assert_eq!(s.lists[1].matches.len(), 2);
+    assert_eq!(s.app_proto.as_deref(), Some("http"));
+}
+
+#[test]
+fn file_data_direction_follows_flow() {
+    let s = compile_text(r#"alert http any any -> any any (msg:"x"; flow:to_client,established; http.header; content:"attachment"; file.data; content:"MZ"; within:2; sid:2;)"#).unwrap();
+    assert!(s.lists.iter().all(|l| l.side == Side::Response));
+    // Longest content wins when none is chosen.
+    assert_eq!(s.prefilter, Some((0, 0)));
+}
+
+#[test]
+fn skip_reasons() {
+    let unsupported = compile_text(
+        r#"alert tcp any any -> any any (msg:"x"; content:"a"; xbits:set,a,track ip_src; sid:3;)"#,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(unsupported, SkipReason::Unsupported(ref m) if m.contains("xbits")),
+        "{unsupported:?}"
+    );
+    let invalid =
+        compile_text(r#"alert tcp any any -> any any (msg:"x"; nocase; sid:4;)"#).unwrap_err();
+    assert!(matches!(invalid, SkipReason::Invalid(_)));
+    let nosid = compile_text(r#"alert tcp any any -> any any (msg:"x";)"#).unwrap_err();
+    assert_eq!(nosid, SkipReason::Invalid("rule has no sid".into()));
+    let mixed = compile_text(
+        r#"alert tcp any any -> any any (msg:"x"; content:"a"; depth:4; distance:1; sid:5;)"#,
+    )
+    .unwrap_err();
+    assert!(matches!(mixed, SkipReason::Invalid(_)));
+    let class = compile_text(r#"alert tcp any any -> any any (msg:"x"; classtype:nope; sid:6;)"#)
+        .unwrap_err();
+    assert!(matches!(class, SkipReason::Invalid(ref m) if m.contains("classtype")));
+}
+
+#[test]
+fn unparsed_protocols_wait_for_their_parser() {
+    let s =
+        compile_text(r#"alert smtp any any -> any any (msg:"x"; content:"HELO"; sid:7;)"#).unwrap();
+    assert_eq!(s.waiting_for.as_deref(), Some("smtp parser"));
+}
+
+#[test]
+fn numbers_and_flags() {
+    assert_eq!(NumCmp::parse("<5").unwrap(), NumCmp::Lt(5));
+    assert_eq!(NumCmp::parse("2<>9").unwrap(), NumCmp::Range(2, 9));
+    assert!(NumCmp::parse("9<>2").is_err());
+    assert!(NumCmp::Range(2, 9).test(3) && !NumCmp::Range(2, 9).test(9));
+    let s = compile_text(r#"alert tcp any any -> any any (msg:"x"; flags:S,12; dsize:0; sid:8;)"#)
+        .unwrap();
+    assert!(matches!(
+        s.header[0],
+        HeaderMatch::TcpFlags {
+            bits: 0x02,
+            mode: FlagMode::Exact,
+            ignore: 0xc0
+        }
+    ));
+}
+
+#[test]
+fn flowbits_groups() {
+    let s = compile_text(r#"alert tcp any any -> any any (msg:"x"; flowbits:isset,a|b; flowbits:set,c; flowbits:noalert; sid:9;)"#).unwrap();
+    assert!(s.noalert);
+    assert!(
+        matches!(&s.flowbit_checks[0], FlowbitOp::IsSet { bits, all: false } if bits.len() == 2)
+    );
+    assert_eq!(s.flowbit_actions.len(), 1);
+    assert!(
+        compile_text(r#"alert tcp any any -> any any (msg:"x"; flowbits:set,a|b; sid:10;)"#)
+            .is_err()
+    );
+}

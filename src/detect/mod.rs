@@ -1,0 +1,221 @@
+//! Glue from a worker's packets, flows and application-layer records to the signature engine,
+//! and from its hits to EVE `alert` events.
+
+mod buffers;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use vigil_parsers::app::{AppProto, AppRecord, Direction};
+use vigil_parsers::DecodedPacket;
+use vigil_signatures::buffer::{BufferProto, Side};
+use vigil_signatures::engine::{Endpoints, FlowView, LoadError};
+use vigil_signatures::prefilter::PrefilterError;
+use vigil_signatures::{Detector, FlowVars, Hit, LoadReport, RuleSet, RuleSetConfig};
+
+use crate::flow::FlowRecord;
+use crate::output::eve::{AlertEvent, AppEvent, AppEventKind, EveEvent};
+pub use buffers::RecordBuffers;
+
+/// Loads rules files with the bundled classification and the default variables.
+pub fn load_rules(
+    files: &[PathBuf],
+    cache_dir: Option<PathBuf>,
+) -> Result<(Arc<RuleSet>, LoadReport), LoadError> {
+    let config = RuleSetConfig {
+        cache_dir,
+        ..RuleSetConfig::default()
+    };
+    let (set, report) = RuleSet::load(files, config)?;
+    Ok((Arc::new(set), report))
+}
+
+/// Where a packet sits in the input, for the alert's `pcap_cnt` and `capture_file`.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketPlace {
+    pub pcap_cnt: u64,
+    pub file_index: u32,
+}
+
+/// One worker's detection state.
+impl Drop for WorkerDetect {
+    fn drop(&mut self) {
+        tracing::debug!(counters = ?self.det.counters, "detection");
+    }
+}
+
+pub struct WorkerDetect {
+    rules: Arc<RuleSet>,
+    det: Detector,
+    hits: Vec<Hit>,
+    pub alerts: u64,
+}
+
+fn buffer_proto(p: AppProto) -> Option<BufferProto> {
+    match p {
+        AppProto::Http => Some(BufferProto::Http),
+        AppProto::Dns => Some(BufferProto::Dns),
+        AppProto::Tls => Some(BufferProto::Tls),
+        AppProto::Ssh => Some(BufferProto::Ssh),
+        AppProto::Unknown | AppProto::Failed => None,
+    }
+}
+
+impl WorkerDetect {
+    pub fn new(rules: Arc<RuleSet>) -> Result<WorkerDetect, PrefilterError> {
+        let det = rules.new_detector()?;
+        Ok(WorkerDetect {
+            rules,
+            det,
+            hits: Vec::new(),
+            alerts: 0,
+        })
+    }
+
+    /// Inspects one packet of a flow with the packet rules. Returns whether it alerted.
+    #[allow(clippy::too_many_arguments)]
+    pub fn packet(
+        &mut self,
+        pkt: &DecodedPacket,
+        payload: &[u8],
+        inspect_payload: bool,
+        rec: &FlowRecord,
+        dir: Direction,
+        proto: AppProto,
+        vars: &mut FlowVars,
+        ts_ns: u64,
+        place: PacketPlace,
+        out: &mut Vec<EveEvent>,
+    ) -> bool {
+        let (sport, dport) = pkt.ports().unwrap_or((0, 0));
+        let ends = Endpoints {
+            src: pkt.l3.src,
+            dst: pkt.l3.dst,
+            sport,
+            dport,
+            ip_proto: pkt.l3.proto,
+        };
+        let view = FlowView {
+            established: rec.state() == crate::flow::table::FlowState::Established,
+            to_server: dir == Direction::ToServer,
+            app_proto: buffer_proto(proto).map(BufferProto::name),
+            inspect_payload,
+        };
+        self.hits.clear();
+        self.rules.detect_packet(
+            &mut self.det,
+            pkt,
+            payload,
+            &ends,
+            Some(view),
+            Some(vars),
+            ts_ns,
+            rec.flow_id,
+            &mut self.hits,
+        );
+        self.emit(rec, Some(dir), proto, None, ts_ns, Some(place), out)
+    }
+
+    /// Inspects one finished application-layer record with the transaction rules.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &mut self,
+        record: &AppRecord,
+        rec: &FlowRecord,
+        vars: &mut FlowVars,
+        ts_ns: u64,
+        place: Option<PacketPlace>,
+        out: &mut Vec<EveEvent>,
+    ) -> bool {
+        let Some(proto) = buffer_proto(record.proto()) else {
+            return false;
+        };
+        let (sport, dport) = rec.ports.unwrap_or((0, 0));
+        let ends = Endpoints {
+            src: rec.client_addr,
+            dst: rec.server_addr,
+            sport,
+            dport,
+            ip_proto: rec.proto,
+        };
+        let established = match rec.proto {
+            // A record of a TCP flow exists only after its handshake's data.
+            crate::flow::key::PROTO_TCP => true,
+            _ => rec.state() == crate::flow::table::FlowState::Established,
+        };
+        self.hits.clear();
+        let mut bufs = RecordBuffers { record };
+        self.rules.detect_tx(
+            &mut self.det,
+            proto,
+            &mut bufs,
+            &ends,
+            established,
+            vars,
+            ts_ns,
+            rec.flow_id,
+            &mut self.hits,
+        );
+        self.emit(rec, None, record.proto(), Some(record), ts_ns, place, out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        rec: &FlowRecord,
+        packet_dir: Option<Direction>,
+        proto: AppProto,
+        record: Option<&AppRecord>,
+        ts_ns: u64,
+        place: Option<PacketPlace>,
+        out: &mut Vec<EveEvent>,
+    ) -> bool {
+        if self.hits.is_empty() {
+            return false;
+        }
+        for hit in &self.hits {
+            let dir = match hit.side {
+                Some(Side::Response) => Direction::ToClient,
+                Some(_) => Direction::ToServer,
+                None => packet_dir.unwrap_or(Direction::ToServer),
+            };
+            let (src, dst, ports) = oriented(rec, dir);
+            self.alerts += 1;
+            out.push(EveEvent::App(Box::new(AppEvent {
+                ts_ns,
+                pcap_cnt: place.map(|p| p.pcap_cnt),
+                file_index: place.map(|p| p.file_index),
+                flow_id: rec.flow_id,
+                src,
+                dst,
+                ports,
+                proto: rec.proto,
+                vlans: rec.key.vlans,
+                tunnel: rec.tunnel,
+                community: rec.community,
+                tx_id: record.and_then(AppRecord::tx_id),
+                kind: AppEventKind::Alert(Box::new(AlertEvent {
+                    rules: Arc::clone(&self.rules),
+                    sig: hit.sig,
+                    direction: dir,
+                    app_proto: (proto != AppProto::Unknown).then_some(proto),
+                    record: record.filter(|_| hit.side.is_some()).cloned(),
+                    flow: *rec,
+                })),
+            })));
+        }
+        true
+    }
+}
+
+fn oriented(rec: &FlowRecord, dir: Direction) -> (IpAddr, IpAddr, Option<(u16, u16)>) {
+    match dir {
+        Direction::ToServer => (rec.client_addr, rec.server_addr, rec.ports),
+        Direction::ToClient => (
+            rec.server_addr,
+            rec.client_addr,
+            rec.ports.map(|(c, s)| (s, c)),
+        ),
+    }
+}

@@ -269,16 +269,37 @@ fn progress_bar() -> Box<dyn FnMut(u64, u64) + Send> {
 
 fn rules_check(files: &[PathBuf], strict: bool, quiet: bool) -> Result<ExitCode> {
     let started = std::time::Instant::now();
-    let (rules, report) = vigil::detect::load_rules(files, None).context("loading rules")?;
+    let (_rules, report) = vigil::detect::load_rules(files, None).context("loading rules")?;
+    let mut out = std::io::stdout().lock();
+    match write_rules_report(&mut out, &report, started.elapsed(), quiet) {
+        Ok(()) => {}
+        // A reader that went away (`| head`) is not an error of the check.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(e).context("writing the report"),
+    }
+    Ok(if strict && !report.skipped.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn write_rules_report(
+    out: &mut impl std::io::Write,
+    report: &vigil_signatures::LoadReport,
+    took: std::time::Duration,
+    quiet: bool,
+) -> std::io::Result<()> {
     let total = report.loaded + report.skipped.len();
-    println!(
+    writeln!(
+        out,
         "{} of {} rules loaded ({:.2} %), {} skipped, in {:.2} s",
         report.loaded,
         total,
         100.0 * report.loaded as f64 / total.max(1) as f64,
         report.skipped.len(),
-        started.elapsed().as_secs_f64()
-    );
+        took.as_secs_f64()
+    )?;
     let mut by_reason: std::collections::BTreeMap<String, usize> = Default::default();
     for s in &report.skipped {
         *by_reason.entry(s.reason_class()).or_default() += 1;
@@ -286,32 +307,31 @@ fn rules_check(files: &[PathBuf], strict: bool, quiet: bool) -> Result<ExitCode>
     let mut reasons: Vec<_> = by_reason.into_iter().collect();
     reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
     for (reason, n) in &reasons {
-        println!("  skipped {n:>6}  {reason}");
+        writeln!(out, "  skipped {n:>6}  {reason}")?;
     }
     let mut waiting: std::collections::BTreeMap<&str, usize> = Default::default();
     for (_, w) in &report.waiting {
         *waiting.entry(w.as_str()).or_default() += 1;
     }
     for (w, n) in &waiting {
-        println!("  loaded  {n:>6}  waiting for {w} (cannot match until it lands)");
+        writeln!(
+            out,
+            "  loaded  {n:>6}  waiting for {w} (cannot match until it lands)"
+        )?;
     }
     if !quiet {
         for s in &report.skipped {
-            println!(
+            writeln!(
+                out,
                 "{}:{}: sid {}: {}",
                 s.file,
                 s.line,
                 s.sid.map_or("?".to_string(), |v| v.to_string()),
                 s.reason.message()
-            );
+            )?;
         }
     }
-    drop(rules);
-    Ok(if strict && !report.skipped.is_empty() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(())
 }
 
 fn summary(r: &ReplayReport, rules_loaded: usize) -> String {

@@ -793,7 +793,9 @@ impl<'a> Decoder<'a, '_> {
                 2 => len == 4,
                 3 => len == 3,
                 4 => len == 2,
-                5 => len >= 10 && (len - 2) % 8 == 0,
+                // An empty SACK (length 2) is valid, as Suricata accepts it since its
+                // tcp-empty-sack fix.
+                5 => (len - 2) % 8 == 0,
                 8 => len == 10,
                 _ => true,
             };

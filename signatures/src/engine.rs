@@ -25,7 +25,7 @@ use crate::parse::{parse_rule, rule_lines};
 use crate::prefilter::{PatternSet, PatternSetBuilder, PrefilterError, Scratch};
 use crate::sig::{
     compile, Action, BufferList, CompileContext, FlagMode, FlowbitOp, FlowintOp, HeaderMatch,
-    Origin, Signature, SkipReason,
+    NumCmp, Origin, Signature, SkipReason,
 };
 use crate::threshold::{SigRef, ThresholdConfig, ThresholdLimits, ThresholdState};
 
@@ -120,6 +120,8 @@ pub struct RuleSet {
     packet: PacketGroups,
     /// Packet rules without a fast pattern, by port.
     packet_always: PortIndex,
+    /// Rules on decoder events: only packets with events are checked against them.
+    event_rules: Vec<u32>,
     /// Whether a bidirectional rule is among them (then swapped ports are looked up too).
     packet_always_bidirectional: bool,
     /// Address-only rules, checked once per flow direction.
@@ -241,14 +243,16 @@ impl RuleSet {
             })?;
             texts.push((f.display().to_string(), text));
         }
-        Self::from_texts(&texts, config)
+        Self::from_texts(texts, config)
     }
 
-    /// Loads rules from (origin, text) pairs.
+    /// Loads rules from (origin, text) pairs. The texts are dropped once the rules are compiled,
+    /// before the prefilter databases are built (the memory peak of a cold start).
     pub fn from_texts(
-        texts: &[(String, String)],
+        texts: Vec<(String, String)>,
         config: RuleSetConfig,
     ) -> Result<(RuleSet, LoadReport), LoadError> {
+        let key = cache_key(&texts, &config);
         let mut report = LoadReport::default();
         let mut names = HashMap::new();
         let parsed_protos = ["http", "dns", "tls", "ssh"];
@@ -261,7 +265,7 @@ impl RuleSet {
                 names: &mut names,
                 parsed_protos: &parsed_protos,
             };
-            for (origin, text) in texts {
+            for (origin, text) in &texts {
                 for rl in rule_lines(text) {
                     let raw = match parse_rule(&rl.text) {
                         Ok(r) => r,
@@ -339,8 +343,8 @@ impl RuleSet {
         report.loaded = sigs.len();
         let max_var_slots = sigs.iter().map(|s| s.var_slots).max().unwrap_or(0);
 
+        drop(texts);
         let cache = config.cache_dir.as_ref().map(|d| DbCache::new(d.clone()));
-        let key = cache_key(texts, &config);
         let (packet, packet_always, tx, hit) = build_groups(&sigs, cache.as_ref(), &key)?;
         report.cache_hit = hit;
         let ip_only = IpOnlyIndex::build(
@@ -350,6 +354,10 @@ impl RuleSet {
                 .map(|(i, s)| (i as u32, &s.src, &s.dst)),
         );
         let ip_only_bidirectional = sigs.iter().any(|s| is_ip_only(s) && s.bidirectional);
+        // Rules on decoder events only run for packets that have events.
+        let (event_rules, packet_always): (Vec<u32>, Vec<u32>) = packet_always
+            .into_iter()
+            .partition(|&i| has_decode_event(&sigs[i as usize]));
         let packet_always_bidirectional = packet_always
             .iter()
             .any(|&i| sigs[i as usize].bidirectional);
@@ -361,6 +369,7 @@ impl RuleSet {
             sigs,
             packet,
             packet_always,
+            event_rules,
             packet_always_bidirectional,
             ip_only,
             ip_only_bidirectional,
@@ -471,6 +480,9 @@ impl RuleSet {
             if self.packet_always_bidirectional {
                 self.packet_always
                     .candidates(ends.dport, ends.sport, &mut add);
+            }
+            if pkt.anomaly_count > 0 {
+                self.event_rules.iter().for_each(|&id| add(id));
             }
         }
         let mut scratch_vars = FlowVars::default();
@@ -795,13 +807,19 @@ fn flow_ok(sig: &Signature, flow: Option<FlowView<'_>>, pkt: &DecodedPacket) -> 
 
 fn packet_ok(sig: &Signature, pkt: &DecodedPacket, payload: &[u8], e: &Endpoints) -> bool {
     sig.header.iter().all(|h| match h {
-        HeaderMatch::Dsize(c) => c.test(payload.len() as u64),
+        // As Suricata: a dsize that cannot hold for an empty payload needs one (`dsize:!10`
+        // does not match a bare ACK), and `dsize:0` needs none.
+        HeaderMatch::Dsize(c) => {
+            let empty_ok = matches!(c, NumCmp::Lt(_) | NumCmp::Le(_) | NumCmp::Eq(0));
+            (!payload.is_empty() || empty_ok) && c.test(payload.len() as u64)
+        }
         HeaderMatch::Ttl(c) => c.test(pkt.l3.ttl as u64),
         HeaderMatch::Tos(c) => c.test(pkt.l3.tos as u64),
         HeaderMatch::IpId(c) => c.test(pkt.l3.ip_id as u64),
         HeaderMatch::IpProto(c) => c.test(pkt.l3.proto as u64),
         HeaderMatch::SameIp(_) => e.src == e.dst,
         HeaderMatch::IpOpts(bit) => pkt.l3.ip_options & bit != 0,
+        HeaderMatch::DecodeEvent(name) => pkt.anomalies().any(|a| a.event == name),
         HeaderMatch::FragOffset(c) => c.test(pkt.l3.fragment.map_or(0, |f| f.offset as u64)),
         HeaderMatch::FragBits { bits, mode } => {
             // The decoder keeps MF; DF and the reserved bit are not kept yet.
@@ -1021,6 +1039,12 @@ fn build_groups(
         });
     }
     Ok((packet, packet_always, tx, hit))
+}
+
+fn has_decode_event(sig: &Signature) -> bool {
+    sig.header
+        .iter()
+        .any(|h| matches!(h, HeaderMatch::DecodeEvent(_)))
 }
 
 /// A rule that only looks at addresses and ports (Suricata's IP-only rules).

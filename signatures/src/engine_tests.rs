@@ -6,7 +6,7 @@ use super::*;
 
 fn load(rules: &str) -> (RuleSet, LoadReport) {
     RuleSet::from_texts(
-        &[("test.rules".to_string(), rules.to_string())],
+        vec![("test.rules".to_string(), rules.to_string())],
         RuleSetConfig::default(),
     )
     .unwrap()

@@ -241,6 +241,9 @@ pub enum HeaderMatch {
     },
     FragOffset(NumCmp),
     IpOpts(u16),
+    /// `decode-event:ipv4.trunc_pkt`: the decoder raised this event on the packet (kept with
+    /// its `decoder.` prefix, as the decoder names it).
+    DecodeEvent(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -884,6 +887,18 @@ pub fn compile(
             "fragbits" => sig.header.push(parse_fragbits(value)?),
             "fragoffset" => sig.header.push(HeaderMatch::FragOffset(num(name, value)?)),
             "ipopts" => sig.header.push(parse_ipopts(value)?),
+            "decode-event" => {
+                let v = need_value()?.trim();
+                if v.is_empty()
+                    || !v
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+                {
+                    return invalid(format!("decode-event: invalid event name {v:?}"));
+                }
+                sig.header
+                    .push(HeaderMatch::DecodeEvent(format!("decoder.{v}")));
+            }
             "flow" => parse_flow(value, &mut sig.flow)?,
             "flowbits" => parse_flowbits(value, ctx, &mut sig)?,
             "flowint" => parse_flowint(value, ctx, &mut sig)?,

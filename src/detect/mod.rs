@@ -117,6 +117,65 @@ impl WorkerDetect {
         self.emit(rec, Some(dir), proto, None, ts_ns, Some(place), out)
     }
 
+    /// Inspects a packet that belongs to no flow (non-IP, or only decoder events to show) with
+    /// the packet rules. Returns whether it alerted.
+    pub fn packet_without_flow(
+        &mut self,
+        pkt: &DecodedPacket,
+        payload: &[u8],
+        ts_ns: u64,
+        place: PacketPlace,
+        out: &mut Vec<EveEvent>,
+    ) -> bool {
+        let ports = pkt.ports();
+        let (sport, dport) = ports.unwrap_or((0, 0));
+        let ends = Endpoints {
+            src: pkt.l3.src,
+            dst: pkt.l3.dst,
+            sport,
+            dport,
+            ip_proto: pkt.l3.proto,
+        };
+        self.hits.clear();
+        self.rules.detect_packet(
+            &mut self.det,
+            pkt,
+            payload,
+            &ends,
+            None,
+            None,
+            ts_ns,
+            0,
+            &mut self.hits,
+        );
+        for hit in &self.hits {
+            self.alerts += 1;
+            out.push(EveEvent::App(Box::new(AppEvent {
+                ts_ns,
+                pcap_cnt: Some(place.pcap_cnt),
+                file_index: Some(place.file_index),
+                flow_id: 0,
+                src: pkt.l3.src,
+                dst: pkt.l3.dst,
+                ports,
+                proto: pkt.l3.proto,
+                vlans: pkt.vlans,
+                tunnel: pkt.tunnel,
+                community: crate::flow::CommunityTuple::from_packet(pkt),
+                tx_id: None,
+                kind: AppEventKind::Alert(Box::new(AlertEvent {
+                    rules: Arc::clone(&self.rules),
+                    sig: hit.sig,
+                    direction: Direction::ToServer,
+                    app_proto: None,
+                    record: None,
+                    flow: None,
+                })),
+            })));
+        }
+        !self.hits.is_empty()
+    }
+
     /// Inspects one finished application-layer record with the transaction rules.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
@@ -201,7 +260,7 @@ impl WorkerDetect {
                     direction: dir,
                     app_proto: (proto != AppProto::Unknown).then_some(proto),
                     record: record.filter(|_| hit.side.is_some()).cloned(),
-                    flow: *rec,
+                    flow: Some(*rec),
                 })),
             })));
         }

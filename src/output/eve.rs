@@ -40,8 +40,9 @@ pub struct AlertEvent {
     pub app_proto: Option<AppProto>,
     /// The transaction the rule matched in, logged beside the alert (`http`, `dns`, …).
     pub record: Option<AppRecord>,
-    /// The flow as it was when the alert fired, for the `flow` sub-object.
-    pub flow: FlowRecord,
+    /// The flow as it was when the alert fired, for the `flow` sub-object; `None` for packets
+    /// outside flows.
+    pub flow: Option<FlowRecord>,
 }
 
 impl std::fmt::Debug for AlertEvent {
@@ -489,7 +490,10 @@ impl Serialize for AppJson<'_> {
         let a = self.a;
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("timestamp", &eve_timestamp_string(a.ts_ns))?;
-        m.serialize_entry("flow_id", &a.flow_id)?;
+        // Alerts on packets outside flows have no flow id (flow ids are never 0).
+        if a.flow_id != 0 {
+            m.serialize_entry("flow_id", &a.flow_id)?;
+        }
         if let Some(cnt) = a.pcap_cnt {
             m.serialize_entry("pcap_cnt", &cnt)?;
         }
@@ -575,7 +579,9 @@ fn serialize_alert<M: serde::ser::SerializeMap>(
     if let Some(p) = alert.app_proto {
         m.serialize_entry("app_proto", p.as_str())?;
     }
-    let f = &alert.flow;
+    let Some(f) = &alert.flow else {
+        return Ok(());
+    };
     let mut flow = Map::new();
     flow.insert("pkts_toserver".into(), json!(f.pkts_toserver));
     flow.insert("pkts_toclient".into(), json!(f.pkts_toclient));

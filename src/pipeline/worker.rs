@@ -185,10 +185,42 @@ impl Worker {
                         let at = Some((slot.pcap_cnt, slot.file_index));
                         self.emit_items(&rec, Some(dir), slot.ts_ns, at);
                     }
+                } else if let Some(detect) = self.detect.as_mut() {
+                    let bytes = batch.packet_bytes(slot);
+                    let pkt = &slot.decoded;
+                    let start = pkt.payload_offset as usize;
+                    let payload = bytes
+                        .get(start..start + pkt.payload_len as usize)
+                        .unwrap_or_default();
+                    detect.packet_without_flow(
+                        pkt,
+                        payload,
+                        slot.ts_ns,
+                        PacketPlace {
+                            pcap_cnt: slot.pcap_cnt,
+                            file_index: slot.file_index,
+                        },
+                        &mut self.events,
+                    );
                 }
                 self.emit_anomalies(slot);
             }
-            SlotKind::AnomalyOnly => self.emit_anomalies(slot),
+            SlotKind::AnomalyOnly => {
+                if let Some(detect) = self.detect.as_mut() {
+                    let place = PacketPlace {
+                        pcap_cnt: slot.pcap_cnt,
+                        file_index: slot.file_index,
+                    };
+                    detect.packet_without_flow(
+                        &slot.decoded,
+                        &[],
+                        slot.ts_ns,
+                        place,
+                        &mut self.events,
+                    );
+                }
+                self.emit_anomalies(slot);
+            }
         }
     }
 

@@ -179,10 +179,15 @@ pub enum PcreOutcome {
     Error,
 }
 
-/// A compiled `pcre` keyword.
+/// A `pcre` keyword. The pattern is checked when the rule loads and JIT-compiled the first time
+/// it runs: most rules' regexes never run (their fast pattern never matches), and compiling all
+/// of ET Open's ~4,000 up front costs start-up time and tens of megabytes of JIT code.
 #[derive(Debug, Clone)]
 pub struct Pcre {
-    regex: Regex,
+    regex: std::sync::OnceLock<Regex>,
+    /// The full pattern handed to PCRE2 (limits and inline options included) and its options.
+    pattern: String,
+    options: PcreOptions,
     /// The regex as written in the rule (between the slashes).
     pub source: String,
     /// The flag letters as written in the rule.
@@ -288,9 +293,11 @@ impl Pcre {
             ));
         }
 
-        let regex = compile(source, &p).map_err(|e| bad(format!("compile of {source:?}: {e}")))?;
+        let pattern = check(source, &p).map_err(|e| bad(format!("compile of {source:?}: {e}")))?;
         Ok(Pcre {
-            regex,
+            regex: std::sync::OnceLock::new(),
+            pattern,
+            options: p,
             source: source.to_string(),
             flags: flags.to_string(),
             negated,
@@ -321,7 +328,7 @@ impl Pcre {
         if skip > subject.len() {
             return PcreOutcome::NoMatch;
         }
-        match self.regex.find_at(subject, skip) {
+        match self.regex().find_at(subject, skip) {
             Ok(Some(m)) => PcreOutcome::Match {
                 start: base + m.start(),
                 end: base + m.end(),
@@ -342,6 +349,19 @@ impl Pcre {
     }
 }
 
+impl Pcre {
+    fn regex(&self) -> &Regex {
+        self.regex.get_or_init(|| {
+            // The pattern compiled without JIT at load; if JIT cannot be had now (memory), the
+            // interpreter runs it.
+            builder(&self.options, true)
+                .build(&self.pattern)
+                .or_else(|_| builder(&self.options, false).build(&self.pattern))
+                .expect("pattern compiled when the rule loaded")
+        })
+    }
+}
+
 /// Compile options that Suricata sets from the flags.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct PcreOptions {
@@ -354,21 +374,37 @@ pub(crate) struct PcreOptions {
     pub ungreedy: bool,
 }
 
-/// Compiles like Suricata: match limits, JIT when available, no automatic capture groups
-/// (retried with them when the pattern refers to a numbered group).
-pub(crate) fn compile(source: &str, p: &PcreOptions) -> Result<Regex, pcre2::Error> {
-    match build(source, p, true) {
-        Ok(r) => Ok(r),
-        Err(_) => build(source, p, false),
+/// Checks that the pattern compiles as Suricata compiles it (match limits, no automatic capture
+/// groups, retried with them when the pattern refers to a numbered group) — without JIT, which
+/// is cheap — and returns the full pattern text.
+fn check(source: &str, p: &PcreOptions) -> Result<String, pcre2::Error> {
+    let pattern = pattern_text(source, p, true);
+    match builder(p, false).build(&pattern) {
+        Ok(_) => Ok(pattern),
+        Err(_) => {
+            let pattern = pattern_text(source, p, false);
+            builder(p, false).build(&pattern).map(|_| pattern)
+        }
     }
 }
 
 /// Compiles with the match limits only (no `(?n)`), for `pcrexform`, which needs its group.
 pub(crate) fn compile_plain(source: &str) -> Result<Regex, pcre2::Error> {
-    build(source, &PcreOptions::default(), false)
+    let p = PcreOptions::default();
+    builder(&p, true).build(&pattern_text(source, &p, false))
 }
 
-fn build(source: &str, p: &PcreOptions, no_auto_capture: bool) -> Result<Regex, pcre2::Error> {
+fn builder(p: &PcreOptions, jit: bool) -> RegexBuilder {
+    let mut b = RegexBuilder::new();
+    b.caseless(p.caseless)
+        .dotall(p.dotall)
+        .multi_line(p.multiline)
+        .extended(p.extended)
+        .jit_if_available(jit);
+    b
+}
+
+fn pattern_text(source: &str, p: &PcreOptions, no_auto_capture: bool) -> String {
     let (verbs, body) = split_leading_verbs(source);
     let mut pat = String::with_capacity(source.len() + 64);
     pat.push_str(&format!(
@@ -393,13 +429,7 @@ fn build(source: &str, p: &PcreOptions, no_auto_capture: bool) -> Result<Regex, 
     } else {
         pat.push_str(&body);
     }
-    RegexBuilder::new()
-        .caseless(p.caseless)
-        .dotall(p.dotall)
-        .multi_line(p.multiline)
-        .extended(p.extended)
-        .jit_if_available(true)
-        .build(&pat)
+    pat
 }
 
 /// The start-of-pattern items (`(*UTF)`, `(*LIMIT_MATCH=1)`, `(*CRLF)`, ...) at the head of a

@@ -21,6 +21,39 @@ pub struct Config {
     pub app_layer: AppLayerSection,
     pub eve: EveSection,
     pub anomaly_events: AnomalyEventsSection,
+    pub rules: RulesSection,
+}
+
+/// Signatures: which rules files, their variables and support files.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesSection {
+    /// Rules files loaded when the command line names none.
+    pub files: Vec<PathBuf>,
+    /// Where compiled prefilter databases are cached; empty = `~/.cache/vigil`.
+    pub cache_dir: PathBuf,
+    /// `classification.config`; empty = the bundled copy of Suricata's.
+    pub classification_file: PathBuf,
+    /// `threshold.config` (thresholds, suppressions, rate filters); empty = none.
+    pub threshold_file: PathBuf,
+    /// Address variables (`$HOME_NET` …), as in suricata.yaml's `vars.address-groups`.
+    pub address_groups: std::collections::BTreeMap<String, String>,
+    /// Port variables (`$HTTP_PORTS` …), as in `vars.port-groups`.
+    pub port_groups: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for RulesSection {
+    fn default() -> Self {
+        let vars = vigil_signatures::address::Vars::default();
+        RulesSection {
+            files: Vec::new(),
+            cache_dir: PathBuf::new(),
+            classification_file: PathBuf::new(),
+            threshold_file: PathBuf::new(),
+            address_groups: vars.addresses.into_iter().collect(),
+            port_groups: vars.ports.into_iter().collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -102,6 +102,9 @@ enum RulesCommand {
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Configuration file whose `[rules]` variables and support files apply.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
         /// Any skipped rule is an error (exit status 1).
         #[arg(long)]
         strict: bool,
@@ -160,10 +163,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command:
                 RulesCommand::Check {
                     files,
+                    config,
                     strict,
                     quiet,
                 },
-        } => rules_check(&files, strict, quiet),
+        } => {
+            let config = match &config {
+                Some(path) => Config::load(path)?,
+                None => Config::default(),
+            };
+            rules_check(&files, &config, strict, quiet)
+        }
         Command::Config {
             command: ConfigCommand::Check { file },
         } => {
@@ -200,17 +210,22 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         Progress::Auto => std::io::stderr().is_terminal() && !args.quiet,
     };
     let progress = show_progress.then(progress_bar);
-    let rules = if args.rules.is_empty() {
+    let rule_files = if args.rules.is_empty() {
+        config.rules.files.clone()
+    } else {
+        args.rules.clone()
+    };
+    let rules = if rule_files.is_empty() {
         None
     } else {
         let cache = if args.no_rules_cache {
             None
         } else {
-            vigil_signatures::engine::default_cache_dir()
+            vigil::detect::cache_dir(&config.rules)
         };
         let started = std::time::Instant::now();
-        let (rules, report) =
-            vigil::detect::load_rules(&args.rules, cache).context("loading rules")?;
+        let (rules, report) = vigil::detect::load_rules(&rule_files, &config.rules, cache)
+            .context("loading rules")?;
         if !args.quiet {
             eprintln!(
                 "vigil: {} rules loaded, {} skipped ({} waiting for a parser) in {:.2} s{}",
@@ -267,9 +282,10 @@ fn progress_bar() -> Box<dyn FnMut(u64, u64) + Send> {
     })
 }
 
-fn rules_check(files: &[PathBuf], strict: bool, quiet: bool) -> Result<ExitCode> {
+fn rules_check(files: &[PathBuf], config: &Config, strict: bool, quiet: bool) -> Result<ExitCode> {
     let started = std::time::Instant::now();
-    let (_rules, report) = vigil::detect::load_rules(files, None).context("loading rules")?;
+    let (_rules, report) =
+        vigil::detect::load_rules(files, &config.rules, None).context("loading rules")?;
     let mut out = std::io::stdout().lock();
     match write_rules_report(&mut out, &report, started.elapsed(), quiet) {
         Ok(()) => {}
@@ -321,9 +337,10 @@ fn write_rules_report(
     }
     if !quiet {
         for s in &report.skipped {
+            let column = s.column.map_or(String::new(), |c| format!(" column {c}:"));
             writeln!(
                 out,
-                "{}:{}: sid {}: {}",
+                "{}:{}: sid {}:{column} {}",
                 s.file,
                 s.line,
                 s.sid.map_or("?".to_string(), |v| v.to_string()),

@@ -1120,7 +1120,7 @@ fn replay_case(plan: &CasePlan, out_dir: &Path) -> Result<Vec<Value>, String> {
     // whether what loaded is enough.
     let rules = match &plan.rules {
         Some(path) => Some(
-            crate::detect::load_rules(std::slice::from_ref(path), None)
+            crate::detect::load_rules(std::slice::from_ref(path), &plan.setup.config.rules, None)
                 .map_err(|e| format!("loading rules: {e}"))?
                 .0,
         ),

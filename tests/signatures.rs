@@ -24,6 +24,8 @@ alert http any any -> any any (msg:"POST"; flow:to_server; http.method; content:
 # A flowbit set by one rule and checked by another on the same transaction stream.
 alert http any any -> any any (msg:"set"; flow:to_server; http.method; content:"GET"; flowbits:set,got.get; flowbits:noalert; sid:1005;)
 alert http any any -> any any (msg:"GET then 200"; flow:to_client; flowbits:isset,got.get; http.stat_code; content:"200"; sid:1006;)
+# Only clients in $HOME_NET (the config's address groups decide).
+alert dns $HOME_NET any -> any any (msg:"home query .org"; dns.query; content:".org"; nocase; endswith; sid:1009;)
 # Not loadable: the run goes on with the rest.
 alert tcp any any -> any any (msg:"unsupported"; content:"x"; xbits:set,a,track ip_src; sid:1007;)
 alert tcp any any -> any any (msg:"broken" content:"x"; sid:1008;)
@@ -112,7 +114,7 @@ fn alerts_match_generated_ground_truth() {
         common::assert_no_crash(&run.status, &run.stderr);
         assert!(run.status.success(), "{}", run.stderr);
         assert!(
-            run.stderr.contains("6 rules loaded, 2 skipped"),
+            run.stderr.contains("7 rules loaded, 2 skipped"),
             "{}",
             run.stderr
         );
@@ -179,6 +181,36 @@ fn alerts_match_generated_ground_truth() {
         per_workers[0], per_workers[1],
         "1 and 2 workers alert alike"
     );
+    assert!(per_workers[0].get(&1009).copied().unwrap_or(0) > 0);
+
+    // The config's [rules] section: another $HOME_NET, and a threshold.config suppression.
+    let thresholds = dir.join("threshold.config");
+    std::fs::write(&thresholds, "suppress gen_id 1, sig_id 1001\n").unwrap();
+    let config = dir.join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[rules]\nfiles = [{:?}]\nthreshold_file = {:?}\n[rules.address_groups]\nHOME_NET = \"[203.0.113.0/24]\"\nEXTERNAL_NET = \"!$HOME_NET\"\n",
+            rules.display().to_string(),
+            thresholds.display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = common::replay(
+        &[&pcap],
+        1,
+        &["--config", config.to_str().unwrap(), "--no-rules-cache"],
+        &dir.join("out-config"),
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let by_sid = alerts_by_sid(&run.events);
+    assert_eq!(by_sid.get(&1001), None, "suppressed: {by_sid:?}");
+    assert_eq!(
+        by_sid.get(&1009),
+        None,
+        "no client in 203.0.113.0/24: {by_sid:?}"
+    );
+    assert_eq!(by_sid.get(&1002), per_workers[0].get(&1002));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

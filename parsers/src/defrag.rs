@@ -177,6 +177,12 @@ impl Defragmenter {
         if hlen < if v6 { 40 } else { 20 } {
             return DefragOutcome::Dropped;
         }
+        // A non-final IPv6 fragment must carry a multiple of 8 bytes (RFC 8200); Suricata
+        // drops it with an event.
+        if v6 && frag.more_fragments && fdata.len() % 8 != 0 {
+            pkt.push_anomaly(layer, "decoder.ipv6.frag_invalid_length");
+            return DefragOutcome::Dropped;
+        }
 
         if ts_ns >= self.next_sweep_ns {
             self.expire(ts_ns);

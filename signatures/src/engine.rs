@@ -24,7 +24,7 @@ use crate::iponly::{IpOnlyIndex, PortIndex};
 use crate::parse::{parse_rule, rule_lines};
 use crate::prefilter::{PatternSet, PatternSetBuilder, PrefilterError, Scratch};
 use crate::sig::{
-    compile, Action, BufferList, CompileContext, FlagMode, FlowbitOp, FlowintOp, HeaderMatch,
+    compile_at, Action, BufferList, CompileContext, FlagMode, FlowbitOp, FlowintOp, HeaderMatch,
     NumCmp, Origin, Signature, SkipReason,
 };
 use crate::threshold::{SigRef, ThresholdConfig, ThresholdLimits, ThresholdState};
@@ -58,6 +58,8 @@ pub struct LoadReport {
 pub struct SkippedRule {
     pub file: String,
     pub line: usize,
+    /// Column of the option (or header field) at fault, when known.
+    pub column: Option<usize>,
     pub sid: Option<u32>,
     pub reason: SkipReason,
 }
@@ -273,11 +275,9 @@ impl RuleSet {
                             report.skipped.push(SkippedRule {
                                 file: origin.clone(),
                                 line: rl.line,
+                                column: Some(e.column),
                                 sid: sid_of(&rl.text),
-                                reason: SkipReason::Invalid(format!(
-                                    "syntax error at column {}: {}",
-                                    e.column, e.message
-                                )),
+                                reason: SkipReason::Invalid(format!("syntax error: {}", e.message)),
                             });
                             continue;
                         }
@@ -286,7 +286,7 @@ impl RuleSet {
                         file: origin.clone(),
                         line: rl.line,
                     };
-                    match compile(&raw, &mut ctx, o) {
+                    match compile_at(&raw, &mut ctx, o) {
                         Ok(mut sig) => {
                             sig.thresholds = config.thresholds.resolve(
                                 sig.gid,
@@ -298,6 +298,7 @@ impl RuleSet {
                                 report.skipped.push(SkippedRule {
                                     file: origin.clone(),
                                     line: rl.line,
+                                    column: None,
                                     sid: Some(sig.sid),
                                     reason: SkipReason::Invalid(format!(
                                         "duplicate signature {}:{}",
@@ -311,9 +312,10 @@ impl RuleSet {
                             }
                             sigs.push(sig);
                         }
-                        Err(reason) => report.skipped.push(SkippedRule {
+                        Err((reason, column)) => report.skipped.push(SkippedRule {
                             file: origin.clone(),
                             line: rl.line,
+                            column,
                             sid: sid_of(&rl.text),
                             reason,
                         }),
@@ -820,6 +822,23 @@ fn packet_ok(sig: &Signature, pkt: &DecodedPacket, payload: &[u8], e: &Endpoints
         HeaderMatch::SameIp(_) => e.src == e.dst,
         HeaderMatch::IpOpts(bit) => pkt.l3.ip_options & bit != 0,
         HeaderMatch::DecodeEvent(name) => pkt.anomalies().any(|a| a.event == name),
+        HeaderMatch::IpVersion(v) => pkt.l3.version == *v,
+        HeaderMatch::VlanLayers(c) => c.test(pkt.vlan_count as u64),
+        HeaderMatch::VlanId { id, layer } => {
+            let vlans = pkt.vlans();
+            match layer {
+                None => vlans.iter().any(|&v| id.test(v as u64)),
+                Some(l) => {
+                    let idx = if *l < 0 {
+                        vlans.len().checked_sub(l.unsigned_abs() as usize)
+                    } else {
+                        Some(*l as usize)
+                    };
+                    idx.and_then(|i| vlans.get(i))
+                        .is_some_and(|&v| id.test(v as u64))
+                }
+            }
+        }
         HeaderMatch::FragOffset(c) => c.test(pkt.l3.fragment.map_or(0, |f| f.offset as u64)),
         HeaderMatch::FragBits { bits, mode } => {
             // The decoder keeps MF; DF and the reserved bit are not kept yet.

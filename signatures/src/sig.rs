@@ -212,7 +212,7 @@ pub struct BufferList {
 }
 
 /// Packet header conditions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum HeaderMatch {
     Dsize(NumCmp),
     Ttl(NumCmp),
@@ -244,6 +244,16 @@ pub enum HeaderMatch {
     /// `decode-event:ipv4.trunc_pkt`: the decoder raised this event on the packet (kept with
     /// its `decoder.` prefix, as the decoder names it).
     DecodeEvent(String),
+    /// `vlan.id:ID[,LAYER]`: a VLAN id, at a layer (0 outermost, negative from the innermost)
+    /// or at any layer.
+    VlanId {
+        id: NumCmp,
+        layer: Option<i32>,
+    },
+    /// `vlan.layers`: the number of VLAN tags.
+    VlanLayers(NumCmp),
+    /// Protocol field `ipv4` / `ipv6`.
+    IpVersion(u8),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -524,12 +534,43 @@ pub fn compile(
     ctx: &mut CompileContext<'_>,
     origin: Origin,
 ) -> Result<Signature, SkipReason> {
+    compile_at(raw, ctx, origin).map_err(|(reason, _)| reason)
+}
+
+/// Like [`compile`]; an error also names the column of the option it arose in, when it arose
+/// in one.
+pub fn compile_at(
+    raw: &RawRule<'_>,
+    ctx: &mut CompileContext<'_>,
+    origin: Origin,
+) -> Result<Signature, (SkipReason, Option<usize>)> {
+    let mut column = None;
+    compile_inner(raw, ctx, origin, &mut column).map_err(|reason| (reason, column))
+}
+
+fn compile_inner(
+    raw: &RawRule<'_>,
+    ctx: &mut CompileContext<'_>,
+    origin: Origin,
+    column: &mut Option<usize>,
+) -> Result<Signature, SkipReason> {
+    *column = Some(raw.header_columns[0]);
     let action = Action::parse(raw.action)
         .ok_or_else(|| SkipReason::Invalid(format!("unknown action {:?}", raw.action)))?;
+    *column = Some(raw.header_columns[1]);
     let proto_name = raw.proto.to_ascii_lowercase();
     let mut packet_only = false;
+    let mut ip_version = None;
     let (ip_proto, app_proto) = match proto_name.as_str() {
         "ip" | "pkthdr" => (IpProto::Any, None),
+        "ipv4" | "ip4" => {
+            ip_version = Some(4);
+            (IpProto::Any, None)
+        }
+        "ipv6" | "ip6" => {
+            ip_version = Some(6);
+            (IpProto::Any, None)
+        }
         "tcp" => (IpProto::Tcp, None),
         "tcp-pkt" => {
             packet_only = true;
@@ -560,15 +601,20 @@ pub fn compile(
             .address_set(s)
             .map_err(|e| SkipReason::Invalid(format!("{what}: {e}")))
     };
+    *column = Some(raw.header_columns[2]);
     let src = addr(raw.src, "source address")?;
+    *column = Some(raw.header_columns[4]);
     let dst = addr(raw.dst, "destination address")?;
     let port = |s: &str, what: &str| {
         ctx.vars
             .port_set(s)
             .map_err(|e| SkipReason::Invalid(format!("{what}: {e}")))
     };
+    *column = Some(raw.header_columns[3]);
     let src_ports = port(raw.src_ports, "source port")?;
+    *column = Some(raw.header_columns[5]);
     let dst_ports = port(raw.dst_ports, "destination port")?;
+    *column = None;
 
     let mut sig = Signature {
         gid: 1,
@@ -609,10 +655,14 @@ pub fn compile(
         var_names: Vec::new(),
         in_base64: Vec::new(),
     };
+    if let Some(v) = ip_version {
+        sig.header.push(HeaderMatch::IpVersion(v));
+    }
     let mut has_sid = false;
     let mut explicit_priority = None;
 
     for opt in &raw.options {
+        *column = Some(opt.column);
         let name = opt.name;
         let value = opt.value.unwrap_or("");
         let need_value = || -> Result<&str, SkipReason> {
@@ -685,7 +735,8 @@ pub fn compile(
                     .map(|s| s.trim().to_string())
                     .filter(|s| !s.is_empty()),
             ),
-            "reference" | "target" | "rawbytes" => {}
+            // No effect on what matches: `prefilter` only picks the engine's prefilter keyword.
+            "reference" | "target" | "rawbytes" | "prefilter" => {}
             "noalert" => sig.noalert = true,
             "content" => {
                 let (pattern, negated) = parse_content(need_value()?)
@@ -887,6 +938,23 @@ pub fn compile(
             "fragbits" => sig.header.push(parse_fragbits(value)?),
             "fragoffset" => sig.header.push(HeaderMatch::FragOffset(num(name, value)?)),
             "ipopts" => sig.header.push(parse_ipopts(value)?),
+            "vlan.layers" => sig.header.push(HeaderMatch::VlanLayers(num(name, value)?)),
+            "vlan.id" => {
+                let (id, layer) = match value.split_once(',') {
+                    Some((id, layer)) => (id, Some(layer.trim())),
+                    None => (value, None),
+                };
+                let layer = match layer {
+                    None | Some("all") | Some("any") => None,
+                    Some(l) => Some(l.parse::<i32>().map_err(|_| {
+                        SkipReason::Invalid(format!("vlan.id: invalid layer {l:?}"))
+                    })?),
+                };
+                sig.header.push(HeaderMatch::VlanId {
+                    id: num(name, id)?,
+                    layer,
+                });
+            }
             "decode-event" => {
                 let v = need_value()?.trim();
                 if v.is_empty()
@@ -949,6 +1017,7 @@ pub fn compile(
             }
         }
     }
+    *column = None;
     if !has_sid {
         return invalid("rule has no sid");
     }

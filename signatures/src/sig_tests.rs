@@ -118,3 +118,48 @@ fn flowbits_groups() {
             .is_err()
     );
 }
+
+#[test]
+fn packet_keywords() {
+    let s = compile_text(
+        r#"alert pkthdr any any -> any any (msg:"x"; decode-event:ipv4.trunc_pkt; sid:11;)"#,
+    )
+    .unwrap();
+    assert!(matches!(&s.header[0], HeaderMatch::DecodeEvent(e) if e == "decoder.ipv4.trunc_pkt"));
+    let s = compile_text(r#"alert ipv6 any any -> any any (msg:"x"; vlan.id:200,-1; vlan.layers:>1; prefilter; sid:12;)"#).unwrap();
+    assert!(
+        s.header.contains(&HeaderMatch::IpVersion(6))
+            || matches!(s.header.last(), Some(HeaderMatch::IpVersion(6)))
+    );
+    assert!(s.header.iter().any(|h| matches!(
+        h,
+        HeaderMatch::VlanId {
+            layer: Some(-1),
+            ..
+        }
+    )));
+    assert!(
+        compile_text(r#"alert ip any any -> any any (msg:"x"; vlan.id:1,top; sid:13;)"#).is_err()
+    );
+}
+
+#[test]
+fn errors_name_the_option_column() {
+    let vars = Vars::default();
+    let classes = Classifications::bundled();
+    let mut names = HashMap::new();
+    let mut ctx = CompileContext {
+        vars: &vars,
+        classifications: classes,
+        names: &mut names,
+        parsed_protos: &["http", "dns", "tls", "ssh"],
+    };
+    let text = r#"alert tcp any any -> any any (msg:"x"; content:"a"; xbits:set,a; sid:1;)"#;
+    let raw = parse_rule(text).unwrap();
+    let (_, column) = compile_at(&raw, &mut ctx, Origin::default()).unwrap_err();
+    assert_eq!(column, Some(text.find("xbits").unwrap() + 1));
+    let text = r#"alert tcp $NOPE any -> any any (msg:"x"; sid:2;)"#;
+    let raw = parse_rule(text).unwrap();
+    let (_, column) = compile_at(&raw, &mut ctx, Origin::default()).unwrap_err();
+    assert_eq!(column, Some(11));
+}

@@ -14,21 +14,53 @@ use vigil_signatures::engine::{Endpoints, FlowView, LoadError};
 use vigil_signatures::prefilter::PrefilterError;
 use vigil_signatures::{Detector, FlowVars, Hit, LoadReport, RuleSet, RuleSetConfig};
 
+use crate::config::RulesSection;
 use crate::flow::FlowRecord;
 use crate::output::eve::{AlertEvent, AppEvent, AppEventKind, EveEvent};
 pub use buffers::RecordBuffers;
+use vigil_signatures::classification::Classifications;
+use vigil_signatures::threshold::ThresholdConfig;
 
-/// Loads rules files with the bundled classification and the default variables.
+/// Loads rules files with the `[rules]` settings: variables, classification.config and
+/// threshold.config. `cache_dir` `None` builds the prefilter databases without caching them.
 pub fn load_rules(
     files: &[PathBuf],
+    settings: &RulesSection,
     cache_dir: Option<PathBuf>,
 ) -> Result<(Arc<RuleSet>, LoadReport), LoadError> {
-    let config = RuleSetConfig {
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    let mut config = RuleSetConfig {
         cache_dir,
         ..RuleSetConfig::default()
     };
+    config.vars.addresses = settings.address_groups.clone().into_iter().collect();
+    config.vars.ports = settings.port_groups.clone().into_iter().collect();
+    if !settings.classification_file.as_os_str().is_empty() {
+        let path = &settings.classification_file;
+        config.classifications = Classifications::parse(&read(path)?, &path.display().to_string())
+            .map_err(|e| LoadError::Config(e.to_string()))?;
+    }
+    if !settings.threshold_file.as_os_str().is_empty() {
+        let path = &settings.threshold_file;
+        config.thresholds = ThresholdConfig::parse(&read(path)?, &path.display().to_string(), None)
+            .map_err(|e| LoadError::Config(e.to_string()))?;
+    }
     let (set, report) = RuleSet::load(files, config)?;
     Ok((Arc::new(set), report))
+}
+
+/// The cache directory the `[rules]` settings name, else the user's cache directory.
+pub fn cache_dir(settings: &RulesSection) -> Option<PathBuf> {
+    if settings.cache_dir.as_os_str().is_empty() {
+        vigil_signatures::engine::default_cache_dir()
+    } else {
+        Some(settings.cache_dir.clone())
+    }
 }
 
 /// Where a packet sits in the input, for the alert's `pcap_cnt` and `capture_file`.

@@ -3,18 +3,22 @@ use std::collections::HashMap;
 use super::*;
 use crate::parse::parse_rule;
 
-fn compile_text(text: &str) -> Result<Signature, SkipReason> {
+/// Compiles one rule with the default variables; the error names its column.
+fn compile_with_column(text: &str) -> Result<Signature, (SkipReason, Option<usize>)> {
     let vars = Vars::default();
-    let classes = Classifications::bundled();
     let mut names = HashMap::new();
     let mut ctx = CompileContext {
         vars: &vars,
-        classifications: classes,
+        classifications: Classifications::bundled(),
         names: &mut names,
         parsed_protos: &["http", "dns", "tls", "ssh"],
     };
-    let raw = parse_rule(text).map_err(|e| SkipReason::Invalid(e.to_string()))?;
-    compile(&raw, &mut ctx, Origin::default())
+    let raw = parse_rule(text).map_err(|e| (SkipReason::Invalid(e.to_string()), None))?;
+    compile_at(&raw, &mut ctx, Origin::default())
+}
+
+fn compile_text(text: &str) -> Result<Signature, SkipReason> {
+    compile_with_column(text).map_err(|(reason, _)| reason)
 }
 
 #[test]
@@ -145,21 +149,10 @@ fn packet_keywords() {
 
 #[test]
 fn errors_name_the_option_column() {
-    let vars = Vars::default();
-    let classes = Classifications::bundled();
-    let mut names = HashMap::new();
-    let mut ctx = CompileContext {
-        vars: &vars,
-        classifications: classes,
-        names: &mut names,
-        parsed_protos: &["http", "dns", "tls", "ssh"],
-    };
     let text = r#"alert tcp any any -> any any (msg:"x"; content:"a"; xbits:set,a; sid:1;)"#;
-    let raw = parse_rule(text).unwrap();
-    let (_, column) = compile_at(&raw, &mut ctx, Origin::default()).unwrap_err();
+    let (_, column) = compile_with_column(text).unwrap_err();
     assert_eq!(column, Some(text.find("xbits").unwrap() + 1));
-    let text = r#"alert tcp $NOPE any -> any any (msg:"x"; sid:2;)"#;
-    let raw = parse_rule(text).unwrap();
-    let (_, column) = compile_at(&raw, &mut ctx, Origin::default()).unwrap_err();
+    let (_, column) =
+        compile_with_column(r#"alert tcp $NOPE any -> any any (msg:"x"; sid:2;)"#).unwrap_err();
     assert_eq!(column, Some(11));
 }

@@ -20,6 +20,13 @@ pub enum BufferProto {
 }
 
 impl BufferProto {
+    pub const ALL: [BufferProto; 4] = [
+        BufferProto::Http,
+        BufferProto::Dns,
+        BufferProto::Tls,
+        BufferProto::Ssh,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             BufferProto::Http => "http",

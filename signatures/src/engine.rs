@@ -257,7 +257,6 @@ impl RuleSet {
         let key = cache_key(&texts, &config);
         let mut report = LoadReport::default();
         let mut names = HashMap::new();
-        let parsed_protos = ["http", "dns", "tls", "ssh"];
         let mut sigs: Vec<Signature> = Vec::new();
         let mut seen: HashMap<(u32, u32), ()> = HashMap::new();
         {
@@ -265,7 +264,6 @@ impl RuleSet {
                 vars: &config.vars,
                 classifications: &config.classifications,
                 names: &mut names,
-                parsed_protos: &parsed_protos,
             };
             for (origin, text) in &texts {
                 for rl in rule_lines(text) {
@@ -1026,8 +1024,8 @@ fn build_groups(
                 built.push(b.build()?);
             }
             for k in &keys {
-                let (b, _) = inst_builders.remove(k).expect("key from the map");
-                built.push(b.build()?);
+                let builder = &mut inst_builders.get_mut(k).expect("key from the map").0;
+                built.push(std::mem::take(builder).build()?);
             }
             if let Some(c) = cache {
                 if let Ok(bytes) = encode_sets(&built) {
@@ -1044,11 +1042,7 @@ fn build_groups(
         map,
     };
     for (k, set) in keys.into_iter().zip(sets) {
-        let rep = inst_builders.get(&k).map(|e| e.1);
-        let transforms_from = match rep {
-            Some(r) => r,
-            None => representative(sigs, &k),
-        };
+        let transforms_from = inst_builders[&k].1;
         tx.entry(k.0).or_default().instances.push(Instance {
             buffer: k.1,
             side: k.2,
@@ -1095,17 +1089,6 @@ fn side_rank(s: Side) -> u8 {
         Side::Response => 1,
         Side::Both => 2,
     }
-}
-
-fn representative(sigs: &[Signature], k: &(BufferProto, Buffer, Side, String)) -> (u32, usize) {
-    for (i, s) in sigs.iter().enumerate() {
-        for (li, l) in s.lists.iter().enumerate() {
-            if same_bytes_as(l.buffer, l.side) == k.1 && l.side == k.2 && l.transform_key == k.3 {
-                return (i as u32, li);
-            }
-        }
-    }
-    (0, 0)
 }
 
 fn encode_sets(sets: &[PatternSet]) -> Result<Vec<u8>, PrefilterError> {

@@ -400,8 +400,6 @@ pub struct CompileContext<'a> {
     pub classifications: &'a Classifications,
     /// Interned flowbit/flowint names.
     pub names: &'a mut std::collections::HashMap<String, u32>,
-    /// Application protocols Vigil parses; other protocol names load as "waiting for".
-    pub parsed_protos: &'a [&'a str],
 }
 
 impl CompileContext<'_> {
@@ -528,17 +526,8 @@ impl Builder {
     }
 }
 
-/// Compiles one raw rule.
-pub fn compile(
-    raw: &RawRule<'_>,
-    ctx: &mut CompileContext<'_>,
-    origin: Origin,
-) -> Result<Signature, SkipReason> {
-    compile_at(raw, ctx, origin).map_err(|(reason, _)| reason)
-}
-
-/// Like [`compile`]; an error also names the column of the option it arose in, when it arose
-/// in one.
+/// Compiles one raw rule. An error also names the column of the option (or header field) it
+/// arose in, when it arose in one.
 pub fn compile_at(
     raw: &RawRule<'_>,
     ctx: &mut CompileContext<'_>,
@@ -1132,7 +1121,8 @@ fn resolve_sides(sig: &mut Signature) -> Result<(), SkipReason> {
         }
     }
     if let Some(app) = &sig.app_proto {
-        if !["http", "dns", "tls", "ssh"].contains(&app.as_str()) {
+        // Protocols with a parser are exactly those that fill buffers.
+        if !BufferProto::ALL.iter().any(|p| p.name() == app) {
             sig.waiting_for = Some(format!("{app} parser"));
         }
     }

@@ -11,7 +11,6 @@ fn compile_with_column(text: &str) -> Result<Signature, (SkipReason, Option<usiz
         vars: &vars,
         classifications: Classifications::bundled(),
         names: &mut names,
-        parsed_protos: &["http", "dns", "tls", "ssh"],
     };
     let raw = parse_rule(text).map_err(|e| (SkipReason::Invalid(e.to_string()), None))?;
     compile_at(&raw, &mut ctx, Origin::default())

@@ -3,7 +3,6 @@
 
 mod buffers;
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -120,14 +119,7 @@ impl WorkerDetect {
         place: PacketPlace,
         out: &mut Vec<EveEvent>,
     ) -> bool {
-        let (sport, dport) = pkt.ports().unwrap_or((0, 0));
-        let ends = Endpoints {
-            src: pkt.l3.src,
-            dst: pkt.l3.dst,
-            sport,
-            dport,
-            ip_proto: pkt.l3.proto,
-        };
+        let ends = packet_ends(pkt);
         let view = FlowView {
             established: rec.state() == crate::flow::table::FlowState::Established,
             to_server: dir == Direction::ToServer,
@@ -160,14 +152,7 @@ impl WorkerDetect {
         out: &mut Vec<EveEvent>,
     ) -> bool {
         let ports = pkt.ports();
-        let (sport, dport) = ports.unwrap_or((0, 0));
-        let ends = Endpoints {
-            src: pkt.l3.src,
-            dst: pkt.l3.dst,
-            sport,
-            dport,
-            ip_proto: pkt.l3.proto,
-        };
+        let ends = packet_ends(pkt);
         self.hits.clear();
         self.rules.detect_packet(
             &mut self.det,
@@ -271,7 +256,7 @@ impl WorkerDetect {
                 Some(_) => Direction::ToServer,
                 None => packet_dir.unwrap_or(Direction::ToServer),
             };
-            let (src, dst, ports) = oriented(rec, dir);
+            let (src, dst, ports) = rec.oriented(dir);
             self.alerts += 1;
             out.push(EveEvent::App(Box::new(AppEvent {
                 ts_ns,
@@ -300,13 +285,14 @@ impl WorkerDetect {
     }
 }
 
-fn oriented(rec: &FlowRecord, dir: Direction) -> (IpAddr, IpAddr, Option<(u16, u16)>) {
-    match dir {
-        Direction::ToServer => (rec.client_addr, rec.server_addr, rec.ports),
-        Direction::ToClient => (
-            rec.server_addr,
-            rec.client_addr,
-            rec.ports.map(|(c, s)| (s, c)),
-        ),
+/// A packet's own addresses and ports, as rule headers see them.
+fn packet_ends(pkt: &DecodedPacket) -> Endpoints {
+    let (sport, dport) = pkt.ports().unwrap_or((0, 0));
+    Endpoints {
+        src: pkt.l3.src,
+        dst: pkt.l3.dst,
+        sport,
+        dport,
+        ip_proto: pkt.l3.proto,
     }
 }

@@ -89,6 +89,23 @@ pub struct FlowRecord {
 }
 
 impl FlowRecord {
+    /// Source, destination and ports as traffic in `dir` travels (client to server, or back).
+    pub fn oriented(
+        &self,
+        dir: vigil_parsers::app::Direction,
+    ) -> (IpAddr, IpAddr, Option<(u16, u16)>) {
+        match dir {
+            vigil_parsers::app::Direction::ToServer => {
+                (self.client_addr, self.server_addr, self.ports)
+            }
+            vigil_parsers::app::Direction::ToClient => (
+                self.server_addr,
+                self.client_addr,
+                self.ports.map(|(c, s)| (s, c)),
+            ),
+        }
+    }
+
     /// Whether a packet whose source is `side` of the key travels from client to server.
     pub fn is_from_client(&self, side: KeySide) -> bool {
         side == self.client_side

@@ -331,14 +331,7 @@ impl Worker {
                     )
                 }
             };
-            let (src, dst, ports) = match dir {
-                Direction::ToServer => (rec.client_addr, rec.server_addr, rec.ports),
-                Direction::ToClient => (
-                    rec.server_addr,
-                    rec.client_addr,
-                    rec.ports.map(|(c, s)| (s, c)),
-                ),
-            };
+            let (src, dst, ports) = rec.oriented(dir);
             self.events.push(EveEvent::App(Box::new(AppEvent {
                 ts_ns,
                 pcap_cnt: packet.map(|p| p.0),

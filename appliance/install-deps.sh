@@ -8,6 +8,8 @@ packages=(
     libpcap-dev libhyperscan-dev libelf-dev zlib1g-dev libpcre2-dev
     # tests and benchmarks: peak-RSS measurement, result summaries
     time python3
+    # live capture: namespaces and veth pairs, traffic replay, NIC preparation, metrics scraping
+    iproute2 tcpreplay ethtool prometheus
 )
 
 missing=()

@@ -5,6 +5,8 @@ set -euo pipefail
 
 packages=(
     build-essential pkg-config clang
+    # m4: libxdp (AF_XDP capture) builds its BPF program at cargo build time
+    m4
     libpcap-dev libhyperscan-dev libelf-dev zlib1g-dev libpcre2-dev
     # tests and benchmarks: peak-RSS measurement, result summaries
     time python3

@@ -22,6 +22,115 @@ pub struct Config {
     pub eve: EveSection,
     pub anomaly_events: AnomalyEventsSection,
     pub rules: RulesSection,
+    pub capture: CaptureSection,
+    pub daemon: DaemonSection,
+    pub metrics: MetricsSection,
+}
+
+/// Live capture (`vigil run`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureSection {
+    /// Interfaces to capture on (SPAN or TAP ports).
+    pub interfaces: Vec<String>,
+    /// `af-packet` (TPACKET_V3 ring, fanout over workers), `af-xdp` (one socket per NIC
+    /// queue; one worker per queue) or `pcap` (libpcap, the portable fallback).
+    pub method: CaptureMethod,
+    /// libpcap filter expression applied in the kernel; empty = all packets.
+    pub bpf_filter: String,
+    /// Bytes kept of each frame.
+    pub snaplen: u32,
+    pub promiscuous: bool,
+    /// AF_PACKET ring (and libpcap buffer) size per worker socket, in bytes.
+    pub ring_bytes: usize,
+    /// CPU cores the workers are pinned to: worker k runs on `cpu_affinity[k % len]`;
+    /// empty = not pinned.
+    pub cpu_affinity: Vec<usize>,
+    /// AF_XDP attach mode: `auto` (native driver mode, else generic), `native` or `skb`.
+    pub xdp_mode: XdpModeSetting,
+    /// AF_XDP copy mode: `auto` (zero-copy where the driver supports it), `copy` or
+    /// `zero-copy`.
+    pub xdp_copy: XdpCopySetting,
+    /// AF_XDP UMEM frames per socket (2 KiB each; locked memory).
+    pub xdp_frames: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaptureMethod {
+    AfPacket,
+    AfXdp,
+    Pcap,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum XdpModeSetting {
+    Auto,
+    Native,
+    Skb,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum XdpCopySetting {
+    Auto,
+    Copy,
+    ZeroCopy,
+}
+
+impl Default for CaptureSection {
+    fn default() -> Self {
+        CaptureSection {
+            interfaces: Vec::new(),
+            method: CaptureMethod::AfPacket,
+            bpf_filter: String::new(),
+            snaplen: 65_535,
+            promiscuous: true,
+            ring_bytes: 64 << 20,
+            cpu_affinity: Vec::new(),
+            xdp_mode: XdpModeSetting::Auto,
+            xdp_copy: XdpCopySetting::Auto,
+            xdp_frames: 4096,
+        }
+    }
+}
+
+/// The daemon's process settings.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonSection {
+    /// User and group to switch to once the capture sockets are open; empty = stay.
+    pub user: String,
+    pub group: String,
+    /// Seconds between EVE `stats` events.
+    pub stats_interval_secs: u32,
+}
+
+impl Default for DaemonSection {
+    fn default() -> Self {
+        DaemonSection {
+            user: String::new(),
+            group: String::new(),
+            stats_interval_secs: 30,
+        }
+    }
+}
+
+/// Prometheus exporter.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// `ADDRESS:PORT` serving `/metrics`; empty = no exporter.
+    pub listen: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            listen: "127.0.0.1:9750".into(),
+        }
+    }
 }
 
 /// Signatures: which rules files, their variables and support files.
@@ -327,6 +436,42 @@ impl Config {
                 "flow",
                 "emergency_recovery_percent",
                 "emergency_recovery_percent must be 1..=100".into(),
+            );
+        }
+        if !self.metrics.listen.is_empty()
+            && self.metrics.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return fail(
+                "metrics",
+                "listen",
+                format!(
+                    "listen must be ADDRESS:PORT (e.g. 127.0.0.1:9750), not {:?}",
+                    self.metrics.listen
+                ),
+            );
+        }
+        if self.capture.snaplen < 64 {
+            return fail("capture", "snaplen", "snaplen must be at least 64".into());
+        }
+        if self.capture.ring_bytes < 2 << 20 {
+            return fail(
+                "capture",
+                "ring_bytes",
+                "ring_bytes must be at least 2 MiB".into(),
+            );
+        }
+        if self.capture.xdp_frames < 64 || !self.capture.xdp_frames.is_power_of_two() {
+            return fail(
+                "capture",
+                "xdp_frames",
+                "xdp_frames must be a power of two, at least 64".into(),
+            );
+        }
+        if self.daemon.stats_interval_secs == 0 {
+            return fail(
+                "daemon",
+                "stats_interval_secs",
+                "stats_interval_secs must be at least 1".into(),
             );
         }
         if self.defrag.max_fragments == 0 {

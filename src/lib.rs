@@ -3,8 +3,10 @@
 pub mod applayer;
 pub mod capture;
 pub mod config;
+pub mod daemon;
 pub mod detect;
 pub mod flow;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod replay;

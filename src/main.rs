@@ -24,6 +24,10 @@ struct Cli {
 enum Command {
     /// Replay pcap/pcapng files through the sensor and write EVE JSON events.
     Replay(ReplayArgs),
+    /// Run the sensor on live interfaces until SIGTERM/SIGINT (SIGHUP reloads rules and config).
+    Run(RunArgs),
+    /// List network interfaces Vigil can capture on.
+    Interfaces,
     /// Run suricata-verify cases and check Vigil's output against their expectations.
     Verify(VerifyArgs),
     /// Rules file tools.
@@ -64,6 +68,48 @@ struct ReplayArgs {
     /// No summary on stderr.
     #[arg(short, long)]
     quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Configuration file (TOML), re-read on SIGHUP; defaults apply without one.
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// Interface to capture on; repeat for several (replaces the config's list).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    interfaces: Vec<String>,
+    /// Capture method (default: the config's, af-packet).
+    #[arg(long, value_enum)]
+    capture: Option<CaptureArg>,
+    /// Worker threads (default: the config's, which defaults to one per core).
+    #[arg(short, long)]
+    workers: Option<usize>,
+    /// Rules file; repeat for several (replaces the config's list, also on reload).
+    #[arg(short = 'S', long = "rules", value_name = "FILE")]
+    rules: Vec<PathBuf>,
+    /// Directory for eve.json (default: the config's `eve.dir`).
+    #[arg(short = 'l', long)]
+    eve_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics on ADDRESS:PORT, "" for none (default: the config's
+    /// `metrics.listen`).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<String>,
+    /// Kernel capture filter (libpcap syntax).
+    #[arg(long, value_name = "FILTER")]
+    bpf: Option<String>,
+    /// Switch to this user once capture is open (default: the config's `daemon.user`).
+    #[arg(long)]
+    user: Option<String>,
+    /// Build the prefilter databases every time instead of caching them on disk.
+    #[arg(long)]
+    no_rules_cache: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CaptureArg {
+    AfXdp,
+    AfPacket,
+    Pcap,
 }
 
 #[derive(clap::Args)]
@@ -123,14 +169,20 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The daemon says what it does; one-shot commands only warn.
+    let default_level = match cli.command {
+        Command::Run(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -143,6 +195,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Replay(args) => run_replay(args),
+        Command::Run(args) => run_daemon(args),
+        Command::Interfaces => list_interfaces(),
         Command::Verify(args) => {
             let opts = vigil::verify::VerifyOptions {
                 dirs: args.dirs,
@@ -263,6 +317,85 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn run_daemon(args: RunArgs) -> Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if !args.interfaces.is_empty() {
+        config.capture.interfaces = args.interfaces.clone();
+    }
+    if let Some(method) = args.capture {
+        config.capture.method = match method {
+            CaptureArg::AfXdp => vigil::config::CaptureMethod::AfXdp,
+            CaptureArg::AfPacket => vigil::config::CaptureMethod::AfPacket,
+            CaptureArg::Pcap => vigil::config::CaptureMethod::Pcap,
+        };
+    }
+    if let Some(dir) = &args.eve_dir {
+        config.eve.dir = dir.clone();
+    }
+    if let Some(listen) = &args.metrics_listen {
+        // An empty address turns the exporter off, as in the config.
+        if !listen.is_empty() {
+            listen.parse::<std::net::SocketAddr>().with_context(|| {
+                format!("--metrics-listen must be ADDRESS:PORT, not {listen:?}")
+            })?;
+        }
+        config.metrics.listen = listen.clone();
+    }
+    if let Some(filter) = &args.bpf {
+        config.capture.bpf_filter = filter.clone();
+    }
+    if let Some(user) = &args.user {
+        config.daemon.user = user.clone();
+    }
+    let workers = args.workers.unwrap_or_else(|| config.workers());
+    anyhow::ensure!(
+        (1..=1024).contains(&workers),
+        "--workers must be at least 1 and at most 1024"
+    );
+    let report = vigil::daemon::run(vigil::daemon::DaemonOptions {
+        config,
+        config_path: args.config.clone(),
+        rules_files: args.rules.clone(),
+        workers,
+        use_rules_cache: !args.no_rules_cache,
+    })?;
+    let s = &report.stats;
+    let capture = s.capture.unwrap_or_default();
+    eprintln!(
+        "vigil: stopped after {} s: {} packets, {} dropped by the kernel, {} flows, {} alerts, {} events written",
+        s.uptime_secs,
+        s.decoder.pkts,
+        capture.kernel_drops,
+        s.flow.total,
+        s.alerts,
+        report.output.events
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_interfaces() -> Result<ExitCode> {
+    let interfaces = vigil::capture::interfaces::list().context("reading /sys/class/net")?;
+    println!(
+        "{:<16} {:<8} {:<12} {:>9} {:>6}  {:<17}  XDP zero-copy",
+        "INTERFACE", "STATE", "DRIVER", "RX QUEUES", "MTU", "MAC"
+    );
+    for i in interfaces {
+        let zc = match i.xdp_zero_copy {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "unknown",
+        };
+        println!(
+            "{:<16} {:<8} {:<12} {:>9} {:>6}  {:<17}  {zc}",
+            i.name, i.state, i.driver, i.rx_queues, i.mtu, i.mac
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn progress_bar() -> Box<dyn FnMut(u64, u64) + Send> {

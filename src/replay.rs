@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::detect::WorkerDetect;
 use crate::output::eve::{EveEvent, EveFormat};
 use crate::output::{EveFileWriter, OutputError, OutputReport};
-use crate::pipeline::{Batch, Dispatcher, FrameBytes, Worker, WorkerConfig};
+use crate::pipeline::{Batch, ChannelSink, Dispatcher, FrameBytes, Worker, WorkerConfig};
 use crate::stats::RunStats;
 
 pub struct ReplayOptions {
@@ -82,23 +82,18 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
             ),
             None => None,
         };
-        let worker = Worker::new(
-            worker_cfg.clone(),
-            detect,
-            events_tx.clone(),
-            recycle_tx.clone(),
-        );
+        let worker = Worker::new(worker_cfg.clone(), detect, events_tx.clone());
+        let recycle = recycle_tx.clone();
         let handle = thread::Builder::new()
             .name(format!("vigil-worker-{k}"))
-            .spawn(move || worker.run(rx))
+            .spawn(move || worker.run(rx, recycle))
             .map_err(|e| ReplayError::Worker(e.to_string()))?;
         handles.push(handle);
     }
     drop(recycle_tx);
 
     let mut dispatcher = Dispatcher::new(
-        senders,
-        recycle_rx,
+        ChannelSink::new(senders, recycle_rx, cfg.pipeline.batch_packets),
         cfg.pipeline.batch_packets,
         cfg.defrag(),
     );
@@ -149,29 +144,22 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         progress(total_bytes, total_bytes);
     }
 
-    let finished = dispatcher.finish();
+    // Dropping the sink closes the rings, so the workers end their flows and return.
+    let finished = dispatcher.finish().map(|(summary, _sink)| summary);
     let mut stats = RunStats::default();
     let mut worker_failure = dispatch_failed;
     for handle in handles {
         match handle.join() {
-            Ok(report) => {
-                stats.flow.add(&report.flow);
-                stats.app_layer.add(&report.app_layer);
-                stats.app_events.add(&report.app_events);
-                stats.flow_events += report.flow_events;
-                stats.alerts += report.alerts;
-                stats.anomaly_events += report.anomaly_events;
-                stats.anomalies_suppressed += report.anomalies_suppressed;
-            }
+            Ok(report) => stats.add_worker(&report),
             Err(_) => worker_failure = Some("a worker panicked".into()),
         }
     }
     match finished {
-        Ok((decoder, defrag, first_ts, last_ts)) => {
-            stats.decoder = decoder;
-            stats.defrag = defrag;
-            stats.first_ts_ns = first_ts;
-            stats.last_ts_ns = last_ts;
+        Ok(summary) => {
+            stats.decoder = summary.decoder;
+            stats.defrag = summary.defrag;
+            stats.first_ts_ns = summary.first_ts_ns;
+            stats.last_ts_ns = summary.last_ts_ns;
         }
         Err(e) => worker_failure = Some(e.to_string()),
     }

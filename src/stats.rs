@@ -117,6 +117,89 @@ impl DecoderStats {
         }
     }
 
+    /// Sums another decoder's counters into these (several live workers, one report).
+    pub fn add(&mut self, o: &DecoderStats) {
+        let DecoderStats {
+            pkts,
+            bytes,
+            invalid,
+            ethernet,
+            raw,
+            null,
+            sll,
+            sll2,
+            ipv4,
+            ipv6,
+            tcp,
+            udp,
+            sctp,
+            icmpv4,
+            icmpv6,
+            arp,
+            vlan,
+            vlan_qinq,
+            vlan_qinqinq,
+            mpls,
+            gre,
+            erspan,
+            vxlan,
+            geneve,
+            teredo,
+            ipv4_in_ipv4,
+            ipv6_in_ipv4,
+            ipv4_in_ipv6,
+            ipv6_in_ipv6,
+            unknown_ethertype,
+            unsupported_linktype,
+            max_pkt_size,
+            decode_errors,
+            events,
+        } = o;
+        for (sum, n) in [
+            (&mut self.pkts, pkts),
+            (&mut self.bytes, bytes),
+            (&mut self.invalid, invalid),
+            (&mut self.ethernet, ethernet),
+            (&mut self.raw, raw),
+            (&mut self.null, null),
+            (&mut self.sll, sll),
+            (&mut self.sll2, sll2),
+            (&mut self.ipv4, ipv4),
+            (&mut self.ipv6, ipv6),
+            (&mut self.tcp, tcp),
+            (&mut self.udp, udp),
+            (&mut self.sctp, sctp),
+            (&mut self.icmpv4, icmpv4),
+            (&mut self.icmpv6, icmpv6),
+            (&mut self.arp, arp),
+            (&mut self.vlan, vlan),
+            (&mut self.vlan_qinq, vlan_qinq),
+            (&mut self.vlan_qinqinq, vlan_qinqinq),
+            (&mut self.mpls, mpls),
+            (&mut self.gre, gre),
+            (&mut self.erspan, erspan),
+            (&mut self.vxlan, vxlan),
+            (&mut self.geneve, geneve),
+            (&mut self.teredo, teredo),
+            (&mut self.ipv4_in_ipv4, ipv4_in_ipv4),
+            (&mut self.ipv6_in_ipv4, ipv6_in_ipv4),
+            (&mut self.ipv4_in_ipv6, ipv4_in_ipv6),
+            (&mut self.ipv6_in_ipv6, ipv6_in_ipv6),
+            (&mut self.unknown_ethertype, unknown_ethertype),
+            (&mut self.unsupported_linktype, unsupported_linktype),
+            (&mut self.decode_errors, decode_errors),
+        ] {
+            *sum += *n;
+        }
+        self.max_pkt_size = self.max_pkt_size.max(*max_pkt_size);
+        for (name, n) in events {
+            match self.events.iter_mut().find(|(e, _)| e == name) {
+                Some((_, c)) => *c += n,
+                None => self.events.push((name, *n)),
+            }
+        }
+    }
+
     pub fn count_event(&mut self, name: &'static str) {
         match self.events.iter_mut().find(|(n, _)| *n == name) {
             Some((_, c)) => *c += 1,
@@ -142,8 +225,30 @@ pub struct RunStats {
     pub anomaly_events: u64,
     pub alerts: u64,
     pub uptime_secs: u64,
+    /// Live capture only: frames the sockets received and frames the kernel dropped.
+    pub capture: Option<CaptureCounts>,
     pub first_ts_ns: u64,
     pub last_ts_ns: u64,
+}
+
+/// Live capture counters summed over the sources (Suricata's `stats.capture.kernel_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureCounts {
+    pub kernel_packets: u64,
+    pub kernel_drops: u64,
+}
+
+impl RunStats {
+    /// Adds a worker's report (all but the dispatcher's decoder and defrag counters).
+    pub fn add_worker(&mut self, report: &crate::pipeline::WorkerReport) {
+        self.flow.add(&report.flow);
+        self.app_layer.add(&report.app_layer);
+        self.app_events.add(&report.app_events);
+        self.flow_events += report.flow_events;
+        self.alerts += report.alerts;
+        self.anomaly_events += report.anomaly_events;
+        self.anomalies_suppressed += report.anomalies_suppressed;
+    }
 }
 
 /// Application-layer events written per type.

@@ -45,6 +45,21 @@ pub struct DefragStats {
     pub memuse_bytes: u64,
 }
 
+impl DefragStats {
+    /// Sums another defragmenter's counters into these (several workers, one report).
+    pub fn add(&mut self, o: &DefragStats) {
+        self.ipv4_fragments += o.ipv4_fragments;
+        self.ipv4_reassembled += o.ipv4_reassembled;
+        self.ipv6_fragments += o.ipv6_fragments;
+        self.ipv6_reassembled += o.ipv6_reassembled;
+        self.overlaps += o.overlaps;
+        self.timeouts += o.timeouts;
+        self.memcap_drops += o.memcap_drops;
+        self.max_frags_reached += o.max_frags_reached;
+        self.memuse_bytes += o.memuse_bytes;
+    }
+}
+
 pub enum DefragOutcome<'a> {
     /// Kept until the datagram is complete.
     Held,

@@ -8,6 +8,10 @@
 //! File errors name the file and, for damaged content, the byte offset of the damaged record so
 //! an operator can inspect it with a hex dump.
 
+pub mod af_packet;
+pub mod af_xdp;
+pub mod interfaces;
+pub mod libpcap;
 pub mod pcap_file;
 
 pub use pcap_file::{PcapFileReader, PcapFormat, RawPacket};

@@ -81,6 +81,8 @@ pub struct WorkerDetect {
     det: Detector,
     hits: Vec<Hit>,
     pub alerts: u64,
+    /// Alerts by severity (the rule's priority) 1, 2, 3 and 4-or-more.
+    pub alerts_by_severity: [u64; 4],
 }
 
 fn buffer_proto(p: AppProto) -> Option<BufferProto> {
@@ -101,6 +103,7 @@ impl WorkerDetect {
             det,
             hits: Vec::new(),
             alerts: 0,
+            alerts_by_severity: [0; 4],
         })
     }
 
@@ -166,7 +169,9 @@ impl WorkerDetect {
             &mut self.hits,
         );
         for hit in &self.hits {
+            let severity = usize::from(self.rules.sig(hit.sig).priority.clamp(1, 4));
             self.alerts += 1;
+            self.alerts_by_severity[severity - 1] += 1;
             out.push(EveEvent::App(Box::new(AppEvent {
                 ts_ns,
                 pcap_cnt: Some(place.pcap_cnt),
@@ -257,7 +262,9 @@ impl WorkerDetect {
                 None => packet_dir.unwrap_or(Direction::ToServer),
             };
             let (src, dst, ports) = rec.oriented(dir);
+            let severity = usize::from(self.rules.sig(hit.sig).priority.clamp(1, 4));
             self.alerts += 1;
+            self.alerts_by_severity[severity - 1] += 1;
             out.push(EveEvent::App(Box::new(AppEvent {
                 ts_ns,
                 pcap_cnt: place.map(|p| p.pcap_cnt),

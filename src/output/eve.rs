@@ -401,7 +401,7 @@ fn stats_json(s: &RunStats) -> Value {
     let df = &s.defrag;
     let a = &s.app_layer;
     let st = &a.stream;
-    json!({
+    let mut value = json!({
         "timestamp": eve_timestamp_string(s.last_ts_ns),
         "event_type": "stats",
         "stats": {
@@ -462,7 +462,14 @@ fn stats_json(s: &RunStats) -> Value {
                 "mgr": { "tracker_timeout": df.timeouts },
             },
         }
-    })
+    });
+    if let (Some(c), Some(stats)) = (s.capture, value["stats"].as_object_mut()) {
+        stats.insert(
+            "capture".into(),
+            json!({ "kernel_packets": c.kernel_packets, "kernel_drops": c.kernel_drops }),
+        );
+    }
+    value
 }
 
 #[derive(Serialize)]

@@ -6,8 +6,11 @@ pub mod time;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use eve::{write_event, EveEvent, EveFormat};
 
@@ -34,6 +37,17 @@ pub struct OutputReport {
     pub bytes: u64,
 }
 
+/// What the output thread wrote so far, readable from other threads (metrics).
+#[derive(Debug, Default)]
+pub struct OutputCounters {
+    pub events: AtomicU64,
+    pub bytes: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// A tailing SIEM agent sees events at most this long after they were written.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+
 /// Writes `eve.json` (one JSON object per line) in a directory.
 pub struct EveFileWriter {
     path: PathBuf,
@@ -41,6 +55,7 @@ pub struct EveFileWriter {
     line: Vec<u8>,
     format: EveFormat,
     report: OutputReport,
+    counters: Option<Arc<OutputCounters>>,
 }
 
 impl EveFileWriter {
@@ -64,7 +79,14 @@ impl EveFileWriter {
             line: Vec::with_capacity(4096),
             format,
             report: OutputReport::default(),
+            counters: None,
         })
+    }
+
+    /// Publishes what is written into `counters`, once per event batch.
+    pub fn with_counters(mut self, counters: Arc<OutputCounters>) -> EveFileWriter {
+        self.counters = Some(counters);
+        self
     }
 
     pub fn write(&mut self, ev: &EveEvent) -> Result<(), OutputError> {
@@ -89,13 +111,40 @@ impl EveFileWriter {
         Ok(self.report)
     }
 
-    /// Writes every event batch received until all senders are gone.
+    /// Writes every event batch received until all senders are gone. The file is flushed
+    /// whenever events stop coming for a moment, so a live sensor's events show up promptly.
     pub fn run(mut self, rx: Receiver<Vec<EveEvent>>) -> Result<OutputReport, OutputError> {
-        for batch in rx {
-            for ev in &batch {
-                self.write(ev)?;
+        let mut last_flush = Instant::now();
+        loop {
+            match rx.recv_timeout(FLUSH_INTERVAL) {
+                Ok(batch) => {
+                    let before = self.report;
+                    for ev in &batch {
+                        self.write(ev)?;
+                    }
+                    if let Some(c) = &self.counters {
+                        c.events
+                            .fetch_add(self.report.events - before.events, Ordering::Relaxed);
+                        c.bytes
+                            .fetch_add(self.report.bytes - before.bytes, Ordering::Relaxed);
+                    }
+                    if last_flush.elapsed() < FLUSH_INTERVAL {
+                        continue;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
             }
+            self.flush()?;
+            last_flush = Instant::now();
         }
         self.finish()
+    }
+
+    fn flush(&mut self) -> Result<(), OutputError> {
+        self.out.flush().map_err(|source| OutputError::Write {
+            path: self.path.clone(),
+            source,
+        })
     }
 }

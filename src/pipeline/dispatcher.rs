@@ -1,8 +1,12 @@
-//! The replay reader's second half: decode, defragment, hash, and hand packets to workers.
+//! Between capture and workers: decode, defragment, hash, and hand packets to workers in batches.
 //!
 //! Decoding and defragmentation happen here, before the hash, because only a reassembled
 //! datagram has the ports a 5-tuple hash needs: fragments of one datagram, and the flow they
 //! belong to, must meet in the same worker.
+//!
+//! Replay runs one dispatcher on the reader thread, sending batches over rings to N worker
+//! threads ([`ChannelSink`]). A live worker runs its own dispatcher over the packets its socket
+//! received and processes each batch in place ([`BatchSink`] implemented by the live worker).
 
 use std::sync::Arc;
 
@@ -20,10 +24,66 @@ const NS_PER_SEC: u64 = 1_000_000_000;
 /// Copy space a new batch starts with; it grows (and keeps its size when recycled) if needed.
 const INITIAL_COPY_BYTES: usize = 16 * 1024;
 
-pub struct Dispatcher {
+/// Where full batches go.
+pub trait BatchSink {
+    /// Number of workers packets are spread over.
+    fn workers(&self) -> usize;
+    /// Takes a full batch for `worker` and gives back an empty one to fill next.
+    fn deliver(&mut self, worker: usize, full: Batch) -> Result<Batch, WorkerGone>;
+}
+
+/// Worker threads behind bounded rings; emptied batches come back on `recycled`.
+pub struct ChannelSink {
     senders: Vec<Sender<Batch>>,
-    pending: Vec<Batch>,
     recycled: Receiver<Batch>,
+    batch_packets: usize,
+}
+
+impl ChannelSink {
+    pub fn new(
+        senders: Vec<Sender<Batch>>,
+        recycled: Receiver<Batch>,
+        batch_packets: usize,
+    ) -> ChannelSink {
+        ChannelSink {
+            senders,
+            recycled,
+            batch_packets,
+        }
+    }
+}
+
+impl BatchSink for ChannelSink {
+    fn workers(&self) -> usize {
+        self.senders.len()
+    }
+
+    fn deliver(&mut self, worker: usize, full: Batch) -> Result<Batch, WorkerGone> {
+        self.senders[worker]
+            .send(full)
+            .map_err(|SendError(_)| WorkerGone(worker))?;
+        Ok(match self.recycled.try_recv() {
+            Ok(mut b) => {
+                b.clear();
+                b
+            }
+            Err(_) => Batch::with_capacity(self.batch_packets, INITIAL_COPY_BYTES),
+        })
+    }
+}
+
+/// What a dispatcher counted, at the end of its input.
+#[derive(Debug, Clone, Default)]
+pub struct DispatchSummary {
+    pub decoder: DecoderStats,
+    pub defrag: DefragStats,
+    pub first_ts_ns: u64,
+    pub last_ts_ns: u64,
+}
+
+pub struct Dispatcher<S: BatchSink> {
+    sink: S,
+    pending: Vec<Batch>,
     batch_packets: usize,
     batch_bytes: usize,
     defrag: Defragmenter,
@@ -43,22 +103,16 @@ pub struct Dispatcher {
 #[error("worker {0} stopped accepting packets")]
 pub struct WorkerGone(pub usize);
 
-impl Dispatcher {
-    pub fn new(
-        senders: Vec<Sender<Batch>>,
-        recycled: Receiver<Batch>,
-        batch_packets: usize,
-        defrag: DefragConfig,
-    ) -> Dispatcher {
+impl<S: BatchSink> Dispatcher<S> {
+    pub fn new(sink: S, batch_packets: usize, defrag: DefragConfig) -> Dispatcher<S> {
         // Copied bytes only (reassembled datagrams); captured frames stay in shared chunks.
         let batch_bytes = 256 * 1024;
-        let pending = (0..senders.len())
+        let pending = (0..sink.workers())
             .map(|_| Batch::with_capacity(batch_packets, INITIAL_COPY_BYTES))
             .collect();
         Dispatcher {
-            senders,
+            sink,
             pending,
-            recycled,
             batch_packets,
             batch_bytes,
             defrag: Defragmenter::new(defrag),
@@ -301,31 +355,48 @@ impl Dispatcher {
         if self.pending[worker].slots.is_empty() {
             return Ok(());
         }
-        let fresh = match self.recycled.try_recv() {
-            Ok(mut b) => {
-                b.clear();
-                b
-            }
-            Err(_) => Batch::with_capacity(self.batch_packets, INITIAL_COPY_BYTES),
-        };
-        let full = std::mem::replace(&mut self.pending[worker], fresh);
-        self.senders[worker]
-            .send(full)
-            .map_err(|SendError(_)| WorkerGone(worker))
+        let full = std::mem::take(&mut self.pending[worker]);
+        self.pending[worker] = self.sink.deliver(worker, full)?;
+        Ok(())
     }
 
-    /// Sends what is pending and closes the workers' rings; returns the decoder's counters.
-    pub fn finish(mut self) -> Result<(DecoderStats, DefragStats, u64, u64), WorkerGone> {
+    /// Hands every partly filled batch over now (a live source's read ended; do not wait).
+    pub fn flush_all(&mut self) -> Result<(), WorkerGone> {
         for worker in 0..self.pending.len() {
             self.flush(worker)?;
         }
-        let defrag = self.defrag.stats();
-        Ok((
-            self.stats,
-            defrag,
-            self.first_ts_ns.unwrap_or(0),
-            self.last_ts_ns,
-        ))
+        Ok(())
+    }
+
+    /// Time passes without packets (a quiet live interface): idle flows and fragments still
+    /// expire. `now_ns` must come from the same clock as the packets' timestamps.
+    pub fn advance_clock(&mut self, now_ns: u64) -> Result<(), WorkerGone> {
+        if now_ns > self.last_ts_ns {
+            self.tick(now_ns)?;
+        }
+        self.flush_all()
+    }
+
+    /// Counters so far (the live daemon's periodic stats).
+    pub fn summary(&self) -> DispatchSummary {
+        DispatchSummary {
+            decoder: self.stats.clone(),
+            defrag: self.defrag.stats(),
+            first_ts_ns: self.first_ts_ns.unwrap_or(0),
+            last_ts_ns: self.last_ts_ns,
+        }
+    }
+
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
+    /// Hands over what is pending; returns the counters and the sink (dropping a
+    /// [`ChannelSink`] closes the workers' rings).
+    pub fn finish(mut self) -> Result<(DispatchSummary, S), WorkerGone> {
+        self.flush_all()?;
+        let summary = self.summary();
+        Ok((summary, self.sink))
     }
 
     pub fn packets(&self) -> u64 {

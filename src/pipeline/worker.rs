@@ -31,6 +31,7 @@ pub struct WorkerReport {
     pub anomalies_suppressed: u64,
     pub flow_events: u64,
     pub alerts: u64,
+    pub alerts_by_severity: [u64; 4],
 }
 
 pub struct Worker {
@@ -43,7 +44,6 @@ pub struct Worker {
     ended: Vec<FlowRecord>,
     events: Vec<EveEvent>,
     events_tx: Sender<Vec<EveEvent>>,
-    recycle_tx: Sender<Batch>,
     anomaly_budget: u32,
     /// Latest packet time seen.
     now_ns: u64,
@@ -57,7 +57,6 @@ impl Worker {
         config: WorkerConfig,
         detect: Option<WorkerDetect>,
         events_tx: Sender<Vec<EveEvent>>,
-        recycle_tx: Sender<Batch>,
     ) -> Worker {
         Worker {
             table: FlowTable::new(config.flow),
@@ -67,7 +66,6 @@ impl Worker {
             ended: Vec::with_capacity(1024),
             events: Vec::new(),
             events_tx,
-            recycle_tx,
             anomaly_budget: config.anomaly_events_per_second,
             now_ns: 0,
             anomaly_second: 0,
@@ -77,24 +75,65 @@ impl Worker {
     }
 
     /// Processes batches until the ring closes, then ends every flow and reports.
-    pub fn run(mut self, rx: Receiver<Batch>) -> WorkerReport {
+    pub fn run(mut self, rx: Receiver<Batch>, recycle_tx: Sender<Batch>) -> WorkerReport {
         for batch in rx {
-            for slot in &batch.slots {
-                self.process(&batch, slot);
-            }
-            self.emit_ended();
-            self.send_events();
+            self.handle_batch(&batch);
             // The reader may have stopped taking batches back; that only costs an allocation.
-            let _ = self.recycle_tx.try_send(batch);
+            let _ = recycle_tx.try_send(batch);
         }
+        self.finish()
+    }
+
+    /// Processes one batch and sends the events it produced.
+    pub fn handle_batch(&mut self, batch: &Batch) {
+        for slot in &batch.slots {
+            self.process(batch, slot);
+        }
+        self.emit_ended();
+        self.send_events();
+    }
+
+    /// Ends every flow (writing its record) and reports.
+    pub fn finish(mut self) -> WorkerReport {
         self.table.flush_all(&mut self.ended);
         self.end_flows(0);
         self.emit_ended();
         self.send_events();
-        self.report.flow = self.table.stats();
-        self.report.app_layer = self.app.stats();
-        self.report.alerts = self.detect.as_ref().map_or(0, |d| d.alerts);
-        self.report
+        self.report()
+    }
+
+    /// Counters so far.
+    pub fn report(&self) -> WorkerReport {
+        let mut report = self.report;
+        report.flow = self.table.stats();
+        report.app_layer = self.app.stats();
+        if let Some(d) = &self.detect {
+            report.alerts += d.alerts;
+            for (sum, n) in report
+                .alerts_by_severity
+                .iter_mut()
+                .zip(d.alerts_by_severity)
+            {
+                *sum += n;
+            }
+        }
+        report
+    }
+
+    /// Swaps the signatures in use (a reload); flows keep their state. The alerts counted by
+    /// the old set stay in the report.
+    pub fn set_detect(&mut self, detect: Option<WorkerDetect>) {
+        if let Some(old) = std::mem::replace(&mut self.detect, detect) {
+            self.report.alerts += old.alerts;
+            for (sum, n) in self
+                .report
+                .alerts_by_severity
+                .iter_mut()
+                .zip(old.alerts_by_severity)
+            {
+                *sum += n;
+            }
+        }
     }
 
     fn process(&mut self, batch: &Batch, slot: &Slot) {

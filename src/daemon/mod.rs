@@ -1,0 +1,527 @@
+//! `vigil run`: the live sensor.
+//!
+//! Each worker thread owns one capture socket per interface (the kernel's fanout or the NIC's
+//! queues spread flows over them) and runs decode, flows, app layer and detection on what it
+//! receives. The main thread only supervises: signals (SIGTERM/SIGINT stop, SIGHUP reloads),
+//! the once-a-second counter snapshot for metrics, periodic EVE stats, and systemd's watchdog.
+
+pub mod live_worker;
+pub mod privileges;
+pub mod sources;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::bounded;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use vigil_signatures::RuleSet;
+
+use crate::config::{CaptureMethod, Config};
+use crate::detect::WorkerDetect;
+use crate::output::eve::{EveEvent, EveFormat};
+use crate::output::{EveFileWriter, OutputCounters, OutputError, OutputReport};
+use crate::pipeline::{Dispatcher, Worker, WorkerConfig};
+use crate::stats::{CaptureCounts, RunStats};
+use live_worker::{LiveSink, LiveWorker, Peers, WorkerStatus};
+
+/// Shared between the supervisor and the workers; workers read it once per poll, never per
+/// packet.
+pub struct Control {
+    pub stop: AtomicBool,
+    /// Bumped when `rules` holds a new ruleset for the workers to take.
+    pub rules_generation: AtomicU64,
+    pub rules: Mutex<Option<Arc<RuleSet>>>,
+}
+
+pub struct DaemonOptions {
+    pub config: Config,
+    /// Re-read on SIGHUP; `None` keeps the settings given at start.
+    pub config_path: Option<PathBuf>,
+    /// Rules files from the command line; they win over the config's on every reload too.
+    pub rules_files: Vec<PathBuf>,
+    pub workers: usize,
+    pub use_rules_cache: bool,
+}
+
+/// Rules as loaded, for logs and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct RulesStatus {
+    pub loaded: u64,
+    pub skipped: u64,
+    pub last_reload_unix_secs: f64,
+    pub last_reload_ok: bool,
+    pub reloads: u64,
+    pub reload_failures: u64,
+}
+
+pub struct DaemonReport {
+    pub stats: RunStats,
+    pub output: OutputReport,
+    pub workers: Vec<WorkerStatus>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Capture(#[from] crate::capture::LiveError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Privileges(#[from] privileges::PrivilegeError),
+    #[error("cannot load rules: {0}")]
+    Rules(String),
+    #[error("a worker thread failed: {0}")]
+    Worker(String),
+}
+
+/// Runs until SIGTERM or SIGINT; every flow is ended and written before it returns.
+pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
+    let started = Instant::now();
+    let mut config = opts.config.clone();
+
+    // Signals first, so a SIGTERM during start-up is not lost.
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| DaemonError::Setup(format!("cannot handle signals: {e}")))?;
+
+    let mut rules_status = RulesStatus::default();
+    let rules = load_rules(&config, &opts, &mut rules_status)?;
+    rules_status.last_reload_ok = true;
+    rules_status.last_reload_unix_secs = unix_now();
+
+    let plans = sources::plan(&config.capture, opts.workers.max(1)).map_err(DaemonError::Setup)?;
+    let workers = plans.len();
+    let mut opened = Vec::with_capacity(workers);
+    for worker_plans in &plans {
+        let mut mine = Vec::new();
+        for plan in worker_plans {
+            let source = plan.open()?;
+            mine.push((plan.clone(), source));
+        }
+        opened.push(mine);
+    }
+    tracing::info!(
+        interfaces = ?config.capture.interfaces,
+        method = plans[0][0].method_name(),
+        workers,
+        "capture sockets open"
+    );
+    // Capabilities are per thread: drop before any other thread exists.
+    privileges::drop_to(
+        &config.daemon.user,
+        &config.daemon.group,
+        &capabilities_kept(config.capture.method),
+    )?;
+
+    let control = Arc::new(Control {
+        stop: AtomicBool::new(false),
+        rules_generation: AtomicU64::new(0),
+        rules: Mutex::new(rules.clone()),
+    });
+    let output_counters = Arc::new(OutputCounters::default());
+    let format = EveFormat {
+        community_id_seed: config.flow.community_id_seed,
+        files: Vec::new(),
+    };
+    let writer =
+        EveFileWriter::create(&config.eve.dir, format)?.with_counters(Arc::clone(&output_counters));
+    let (events_tx, events_rx) = bounded::<Vec<EveEvent>>(workers * 256);
+    let output = thread::Builder::new()
+        .name("vigil-output".into())
+        .spawn(move || writer.run(events_rx))
+        .map_err(|e| DaemonError::Worker(e.to_string()))?;
+
+    let worker_cfg = WorkerConfig {
+        flow: config.flow_table(workers),
+        anomaly_events_per_second: config.anomaly_events.max_per_second,
+        app_layer: config.app_layer(),
+        stream_memcap_bytes: config.stream.memcap_bytes / workers,
+    };
+    let mut peers = exchange_rings(&config, workers).into_iter();
+    let mut statuses = Vec::with_capacity(workers);
+    let mut handles = Vec::with_capacity(workers);
+    for (index, sources) in opened.into_iter().enumerate() {
+        let detect = match &rules {
+            Some(r) => Some(
+                WorkerDetect::new(Arc::clone(r))
+                    .map_err(|e| DaemonError::Rules(format!("detection scratch: {e}")))?,
+            ),
+            None => None,
+        };
+        let worker = Worker::new(worker_cfg.clone(), detect, events_tx.clone());
+        let dispatcher = Dispatcher::new(
+            LiveSink::new(worker, index, peers.next().flatten()),
+            config.pipeline.batch_packets,
+            config.defrag(),
+        );
+        let status = Arc::new(Mutex::new(WorkerStatus::default()));
+        statuses.push(Arc::clone(&status));
+        let live = LiveWorker {
+            index,
+            dispatcher,
+            sources,
+            control: Arc::clone(&control),
+            status,
+            flow_memcap_bytes: worker_cfg.flow.memcap_bytes as u64,
+            stream_memcap_bytes: worker_cfg.stream_memcap_bytes as u64,
+            cpu: (!config.capture.cpu_affinity.is_empty())
+                .then(|| config.capture.cpu_affinity[index % config.capture.cpu_affinity.len()]),
+        };
+        let handle = thread::Builder::new()
+            .name(format!("vigil-worker-{index}"))
+            .spawn(move || live.run())
+            .map_err(|e| DaemonError::Worker(e.to_string()))?;
+        handles.push(handle);
+    }
+
+    let metrics = crate::metrics::Metrics::new();
+    let metrics_server = match config.metrics.listen.as_str() {
+        "" => None,
+        listen => {
+            let addr = listen
+                .parse()
+                .map_err(|_| DaemonError::Setup(format!("bad metrics address {listen:?}")))?;
+            let server = crate::metrics::MetricsServer::start(addr, Arc::clone(&metrics))
+                .map_err(|e| DaemonError::Setup(e.to_string()))?;
+            Some(server)
+        }
+    };
+
+    notify(&[sd_notify::NotifyState::Ready]);
+    tracing::info!("capturing");
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    let stats_every = Duration::from_secs(u64::from(config.daemon.stats_interval_secs));
+    let mut next_stats = Instant::now() + stats_every;
+    let mut next_watchdog = Instant::now();
+    let mut next_metrics = Instant::now();
+    'supervise: loop {
+        for signal in signals.pending() {
+            match signal {
+                SIGHUP => {
+                    notify(&[
+                        sd_notify::NotifyState::Reloading,
+                        monotonic_now().unwrap_or(sd_notify::NotifyState::Status("reloading")),
+                    ]);
+                    reload(&opts, &mut config, &control, &mut rules_status);
+                    notify(&[sd_notify::NotifyState::Ready]);
+                }
+                _ => {
+                    tracing::info!(signal, "stopping");
+                    break 'supervise;
+                }
+            }
+        }
+        if watchdog.is_some_and(|_| Instant::now() >= next_watchdog) {
+            notify(&[sd_notify::NotifyState::Watchdog]);
+            next_watchdog = Instant::now() + watchdog.unwrap_or(Duration::from_secs(1));
+        }
+        if Instant::now() >= next_metrics {
+            next_metrics = Instant::now() + Duration::from_secs(1);
+            metrics.update(metrics_snapshot(
+                &statuses,
+                &rules_status,
+                &output_counters,
+                events_tx.len() as u64,
+                started,
+            ));
+        }
+        if Instant::now() >= next_stats {
+            next_stats = Instant::now() + stats_every;
+            let snapshot = gather(&statuses, started);
+            let _ = events_tx.try_send(vec![EveEvent::Stats(Box::new(snapshot))]);
+        }
+        if handles.iter().any(|h| h.is_finished()) {
+            tracing::error!("a worker stopped unexpectedly; shutting down");
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    notify(&[sd_notify::NotifyState::Stopping]);
+    drop(metrics_server);
+
+    control.stop.store(true, Ordering::Release);
+    let mut finals = Vec::with_capacity(handles.len());
+    let mut failure = None;
+    for handle in handles {
+        match handle.join() {
+            Ok(status) => finals.push(status),
+            Err(_) => failure = Some("a worker panicked".to_string()),
+        }
+    }
+    let mut stats = sum(&finals);
+    stats.uptime_secs = started.elapsed().as_secs();
+    let _ = events_tx.send(vec![EveEvent::Stats(Box::new(stats.clone()))]);
+    drop(events_tx);
+    let output = output
+        .join()
+        .map_err(|_| DaemonError::Worker("the output thread panicked".into()))??;
+    if let Some(failure) = failure {
+        return Err(DaemonError::Worker(failure));
+    }
+    Ok(DaemonReport {
+        stats,
+        output,
+        workers: finals,
+    })
+}
+
+/// AF_XDP with several queues: rings between every pair of workers, so each packet reaches the
+/// worker that owns its flow by Vigil's own hash, whatever queue the NIC put it on.
+fn exchange_rings(config: &Config, workers: usize) -> Vec<Option<Peers>> {
+    if config.capture.method != CaptureMethod::AfXdp || workers < 2 {
+        return (0..workers).map(|_| None).collect();
+    }
+    let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (senders, inboxes): (Vec<_>, Vec<_>) = (0..workers)
+        .map(|_| bounded(config.pipeline.ring_batches))
+        .unzip();
+    inboxes
+        .into_iter()
+        .enumerate()
+        .map(|(me, inbox)| {
+            Some(Peers {
+                to: senders
+                    .iter()
+                    .enumerate()
+                    .map(|(k, s)| (k != me).then(|| s.clone()))
+                    .collect(),
+                inbox,
+                finished_sending: Arc::clone(&finished),
+            })
+        })
+        .collect()
+}
+
+/// Rules per the command line (or else the config); `None` when there are none.
+fn load_rules(
+    config: &Config,
+    opts: &DaemonOptions,
+    status: &mut RulesStatus,
+) -> Result<Option<Arc<RuleSet>>, DaemonError> {
+    let files = if opts.rules_files.is_empty() {
+        config.rules.files.clone()
+    } else {
+        opts.rules_files.clone()
+    };
+    if files.is_empty() {
+        status.loaded = 0;
+        status.skipped = 0;
+        return Ok(None);
+    }
+    let cache = if opts.use_rules_cache {
+        crate::detect::cache_dir(&config.rules)
+    } else {
+        None
+    };
+    let started = Instant::now();
+    let (rules, report) = crate::detect::load_rules(&files, &config.rules, cache)
+        .map_err(|e| DaemonError::Rules(e.to_string()))?;
+    for skipped in report.skipped.iter().take(20) {
+        tracing::warn!(
+            file = %skipped.file,
+            line = skipped.line,
+            reason = skipped.reason.message(),
+            "rule skipped"
+        );
+    }
+    tracing::info!(
+        loaded = report.loaded,
+        skipped = report.skipped.len(),
+        secs = started.elapsed().as_secs_f64(),
+        "rules loaded"
+    );
+    status.loaded = report.loaded as u64;
+    status.skipped = report.skipped.len() as u64;
+    Ok(Some(rules))
+}
+
+/// SIGHUP: re-read the config and the rules. The old ruleset serves until the new one is
+/// built; a config or ruleset that does not load is refused and the old one stays.
+fn reload(opts: &DaemonOptions, config: &mut Config, control: &Control, status: &mut RulesStatus) {
+    status.reloads += 1;
+    status.last_reload_unix_secs = unix_now();
+    let candidate = match &opts.config_path {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                status.reload_failures += 1;
+                status.last_reload_ok = false;
+                tracing::error!(error = %e, "reload refused: bad configuration; keeping the old");
+                return;
+            }
+        },
+        None => config.clone(),
+    };
+    if candidate.capture != config.capture
+        || candidate.pipeline != config.pipeline
+        || candidate.daemon != config.daemon
+    {
+        tracing::warn!("[capture], [pipeline] and [daemon] changes apply after a restart");
+    }
+    let mut trial = status.clone();
+    match load_rules(&candidate, opts, &mut trial) {
+        Ok(rules) => {
+            if let Ok(mut slot) = control.rules.lock() {
+                *slot = rules;
+            }
+            control.rules_generation.fetch_add(1, Ordering::AcqRel);
+            *status = trial;
+            status.last_reload_ok = true;
+            config.rules = candidate.rules;
+            tracing::info!(
+                loaded = status.loaded,
+                "reload done: workers take the new rules"
+            );
+        }
+        Err(e) => {
+            status.reload_failures += 1;
+            status.last_reload_ok = false;
+            tracing::error!(error = %e, "reload refused; the old rules keep running");
+        }
+    }
+}
+
+/// What `/metrics` shows, from the workers' last published counters.
+fn metrics_snapshot(
+    statuses: &[Arc<Mutex<WorkerStatus>>],
+    rules: &RulesStatus,
+    output: &OutputCounters,
+    queue_depth: u64,
+    started: Instant,
+) -> crate::metrics::MetricsSnapshot {
+    use crate::metrics::{
+        CaptureSnapshot, MetricsSnapshot, OutputSnapshot, RulesSnapshot, WorkerSnapshot,
+    };
+    let mut snap = MetricsSnapshot {
+        uptime_seconds: started.elapsed().as_secs_f64(),
+        rules: RulesSnapshot {
+            loaded: rules.loaded,
+            skipped: rules.skipped,
+            last_reload_unix_seconds: rules.last_reload_unix_secs,
+            last_reload_success: rules.last_reload_ok,
+            reloads_total: rules.reloads,
+            reload_failures_total: rules.reload_failures,
+        },
+        outputs: vec![OutputSnapshot {
+            sink: "file".into(),
+            events: output.events.load(Ordering::Relaxed),
+            bytes: output.bytes.load(Ordering::Relaxed),
+            errors: output.errors.load(Ordering::Relaxed),
+            queue_depth,
+        }],
+        ..MetricsSnapshot::default()
+    };
+    for (worker, status) in statuses.iter().enumerate() {
+        let Ok(s) = status.lock().map(|s| s.clone()) else {
+            continue;
+        };
+        let f = &s.report.flow;
+        snap.workers.push(WorkerSnapshot {
+            worker,
+            packets: s.dispatch.decoder.pkts,
+            bytes: s.dispatch.decoder.bytes,
+            decode_errors: s.dispatch.decoder.decode_errors,
+            flows_active: f.active,
+            flows_total: f.total,
+            flows_evicted: f.evicted,
+            flow_memcap_bytes: s.flow_memcap_bytes,
+            flow_memory_bytes: f.memuse_bytes,
+            emergency: f.emerg_mode_entered > f.emerg_mode_over,
+            stream_memory_bytes: s.report.app_layer.stream_memuse,
+            stream_memcap_bytes: s.stream_memcap_bytes,
+            alerts_by_severity: s.report.alerts_by_severity,
+            seconds_since_last_packet: s.idle_secs,
+            ring_drops: s.ring_drops,
+        });
+        for src in &s.sources {
+            snap.captures.push(CaptureSnapshot {
+                interface: src.interface.clone(),
+                worker,
+                method: src.method.into(),
+                packets: src.counters.packets,
+                bytes: src.counters.bytes,
+                drops: src.counters.drops,
+            });
+        }
+    }
+    snap
+}
+
+/// The run's counters summed over the workers' last snapshots.
+fn gather(statuses: &[Arc<Mutex<WorkerStatus>>], started: Instant) -> RunStats {
+    let snapshots: Vec<WorkerStatus> = statuses
+        .iter()
+        .filter_map(|s| s.lock().ok().map(|s| s.clone()))
+        .collect();
+    let mut stats = sum(&snapshots);
+    stats.uptime_secs = started.elapsed().as_secs();
+    stats
+}
+
+fn sum(statuses: &[WorkerStatus]) -> RunStats {
+    let mut stats = RunStats::default();
+    let mut capture = CaptureCounts::default();
+    for s in statuses {
+        stats.add_worker(&s.report);
+        stats.decoder.add(&s.dispatch.decoder);
+        stats.defrag.add(&s.dispatch.defrag);
+        if stats.first_ts_ns == 0
+            || (s.dispatch.first_ts_ns != 0 && s.dispatch.first_ts_ns < stats.first_ts_ns)
+        {
+            stats.first_ts_ns = s.dispatch.first_ts_ns;
+        }
+        stats.last_ts_ns = stats.last_ts_ns.max(s.dispatch.last_ts_ns);
+        for src in &s.sources {
+            capture.kernel_packets += src.counters.packets + src.counters.drops;
+            capture.kernel_drops += src.counters.drops;
+        }
+    }
+    if stats.last_ts_ns == 0 {
+        stats.last_ts_ns = unix_now_ns();
+    }
+    stats.capture = Some(capture);
+    stats
+}
+
+/// What the daemon keeps after switching user: enough to reopen its capture sockets.
+fn capabilities_kept(method: CaptureMethod) -> Vec<caps::Capability> {
+    use caps::Capability::*;
+    match method {
+        CaptureMethod::AfXdp => vec![
+            CAP_NET_RAW,
+            CAP_NET_ADMIN,
+            CAP_BPF,
+            CAP_SYS_ADMIN,
+            CAP_IPC_LOCK,
+        ],
+        CaptureMethod::AfPacket | CaptureMethod::Pcap => vec![CAP_NET_RAW, CAP_NET_ADMIN],
+    }
+}
+
+fn notify(states: &[sd_notify::NotifyState]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        if let Err(e) = sd_notify::notify(states) {
+            tracing::warn!(error = %e, "cannot notify systemd");
+        }
+    }
+}
+
+fn monotonic_now() -> Option<sd_notify::NotifyState<'static>> {
+    sd_notify::NotifyState::monotonic_usec_now().ok()
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn unix_now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

@@ -1,0 +1,500 @@
+//! Live capture end to end: `vigil run` on one end of a veth pair inside network namespaces
+//! the test creates, `tcpreplay` sending a pcap from the other end; the events must equal those
+//! of `vigil replay` on the same pcap (timestamps aside). Needs root; skips otherwise.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static NEXT_PAIR: AtomicU32 = AtomicU32::new(0);
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn skip_unless_root(test: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("skipping {test}: live capture needs root (network namespaces, raw sockets)");
+    true
+}
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e} (run appliance/install-deps.sh)"));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two namespaces joined by a veth pair: `sender` in `tx`, `capture` in `rx`. Removed on drop.
+struct VethPair {
+    tx: String,
+    rx: String,
+}
+
+impl VethPair {
+    fn new() -> VethPair {
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT_PAIR.fetch_add(1, Ordering::SeqCst)
+        );
+        let pair = VethPair {
+            tx: format!("vgt-{id}"),
+            rx: format!("vgr-{id}"),
+        };
+        for ns in [&pair.tx, &pair.rx] {
+            sh(&["ip", "netns", "add", ns]);
+            // No router solicitations or MLD reports of the namespaces' own: only the pcap's
+            // frames cross the link.
+            for key in ["all", "default"] {
+                sh(&[
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "sysctl",
+                    "-q",
+                    "-w",
+                    &format!("net.ipv6.conf.{key}.disable_ipv6=1"),
+                ]);
+            }
+        }
+        sh(&[
+            "ip", "-n", &pair.tx, "link", "add", "send0", "type", "veth", "peer", "name", "cap0",
+            "netns", &pair.rx,
+        ]);
+        for (ns, dev) in [(&pair.tx, "send0"), (&pair.rx, "cap0")] {
+            sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+            // Offloads would merge or split frames between the two ends.
+            let _ = Command::new("ip")
+                .args([
+                    "netns", "exec", ns, "ethtool", "-K", dev, "gro", "off", "tso", "off",
+                ])
+                .args(["gso", "off", "rxvlan", "off", "txvlan", "off"])
+                .output();
+        }
+        pair
+    }
+
+    fn set_queues(&self, queues: usize) {
+        let n = queues.to_string();
+        for (ns, dev) in [(&self.tx, "send0"), (&self.rx, "cap0")] {
+            sh(&[
+                "ip", "netns", "exec", ns, "ethtool", "-L", dev, "rx", &n, "tx", &n,
+            ]);
+        }
+    }
+
+    fn send(&self, pcap: &Path) {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.tx,
+                "tcpreplay",
+                "-q",
+                "--mbps=200",
+                "-i",
+                "send0",
+            ])
+            .arg(pcap)
+            .output()
+            .expect("tcpreplay (run appliance/install-deps.sh)");
+        assert!(
+            out.status.success(),
+            "tcpreplay: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        for ns in [&self.tx, &self.rx] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// A `vigil run` inside the capture namespace; killed on drop if the test did not stop it.
+struct Sensor {
+    child: Child,
+    log: PathBuf,
+    eve_dir: PathBuf,
+}
+
+impl Sensor {
+    fn start(pair: &VethPair, dir: &Path, method: &str, workers: usize, extra: &[&str]) -> Sensor {
+        let eve_dir = dir.join("eve");
+        let log = dir.join("vigil.log");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &pair.rx,
+                env!("CARGO_BIN_EXE_vigil"),
+                "run",
+            ])
+            .args(["-i", "cap0", "--capture", method, "--workers"])
+            .arg(workers.to_string())
+            .arg("--eve-dir")
+            .arg(&eve_dir)
+            .args(["--metrics-listen", "127.0.0.1:0", "--no-rules-cache"])
+            .args(extra)
+            .env("VIGIL_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start vigil run");
+        let sensor = Sensor {
+            child,
+            log,
+            eve_dir,
+        };
+        sensor.wait_for_log("capturing", 1);
+        sensor
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until `needle` appears `times` times in the log.
+    fn wait_for_log(&self, needle: &str, times: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.log_text().matches(needle).count() < times {
+            assert!(
+                Instant::now() < deadline,
+                "vigil never logged {needle:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// SIGTERM, then the events it wrote.
+    fn stop(mut self) -> Vec<Value> {
+        // The frames tcpreplay sent are in the kernel's ring by now; give the worker a moment.
+        std::thread::sleep(Duration::from_millis(500));
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "vigil did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "vigil run failed: {}", self.log_text());
+        read_events(&self.eve_dir)
+    }
+}
+
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_events(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("eve.json"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+/// An event without what depends on when it was seen: times, and the flow ids and packet
+/// numbers derived from them.
+fn timeless(ev: &Value) -> String {
+    let mut ev = ev.clone();
+    if let Some(obj) = ev.as_object_mut() {
+        for key in ["timestamp", "flow_id", "pcap_cnt", "capture_file"] {
+            obj.remove(key);
+        }
+        if let Some(flow) = obj.get_mut("flow").and_then(Value::as_object_mut) {
+            for key in ["start", "end", "age"] {
+                flow.remove(key);
+            }
+        }
+    }
+    ev.to_string()
+}
+
+fn compare(live: &[Value], replayed: &[Value], what: &str) {
+    let key = |events: &[Value]| {
+        let mut v: Vec<String> = events
+            .iter()
+            .filter(|e| e["event_type"] != "stats")
+            .map(timeless)
+            .collect();
+        v.sort();
+        v
+    };
+    let (live_keys, replay_keys) = (key(live), key(replayed));
+    let missing: Vec<_> = replay_keys
+        .iter()
+        .filter(|k| !live_keys.contains(k))
+        .take(5)
+        .collect();
+    let extra: Vec<_> = live_keys
+        .iter()
+        .filter(|k| !replay_keys.contains(k))
+        .take(5)
+        .collect();
+    assert!(
+        live_keys == replay_keys,
+        "{what}: live capture wrote {} events, replay {}; missing from live: {missing:#?}\nonly in live: {extra:#?}",
+        live_keys.len(),
+        replay_keys.len()
+    );
+}
+
+fn final_stats(events: &[Value]) -> &Value {
+    &events
+        .iter()
+        .rev()
+        .find(|e| e["event_type"] == "stats")
+        .expect("a final stats event")["stats"]
+}
+
+/// Generated traffic without IP fragments: with several workers the kernel reassembles
+/// fragments before its fanout hash, so their frames differ from the file's by design.
+fn test_pcap(dir: &Path) -> PathBuf {
+    let path = dir.join("live.pcap");
+    let cfg = vigil_pcapgen::GenConfig {
+        fragment_share: 0.0,
+        ..vigil_pcapgen::GenConfig::new(7, 1 << 20)
+    };
+    common::generate(&path, &cfg);
+    path
+}
+
+fn rules_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/sample.rules")
+}
+
+fn live_equals_replay(method: &str, workers: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = test_pcap(dir.path());
+    let rules = rules_path();
+    let rules = rules.to_str().unwrap();
+    let replayed = common::replay(
+        &[&pcap],
+        1,
+        &["-S", rules, "-q"],
+        &dir.path().join("replay"),
+    );
+    assert!(replayed.status.success(), "{}", replayed.stderr);
+    assert!(
+        !replayed.of_type("alert").is_empty(),
+        "the rules match the traffic"
+    );
+
+    let pair = VethPair::new();
+    if method == "af-xdp" {
+        // One AF_XDP socket and worker per RX queue.
+        pair.set_queues(workers);
+    }
+    let sensor = Sensor::start(&pair, dir.path(), method, workers, &["-S", rules]);
+    pair.send(&pcap);
+    let live = sensor.stop();
+    let stats = final_stats(&live);
+    assert_eq!(stats["capture"]["kernel_drops"], 0, "{stats}");
+    assert_eq!(
+        stats["decoder"]["pkts"],
+        replayed.stats()["decoder"]["pkts"],
+        "every frame captured"
+    );
+    if method == "af-xdp" && workers > 1 {
+        // veth spreads even one flow's frames over its queues (by the moment each was sent,
+        // not by a flow hash), so frames of one flow race each other between two sockets and
+        // their order is not the file's. What must hold: each flow is whole in one worker
+        // (the workers hand each other what the queues mixed up), no frame lost or doubled.
+        assert_eq!(flow_counts(&live), flow_counts(&replayed.events));
+        return;
+    }
+    compare(
+        &live,
+        &replayed.events,
+        &format!("{method}, {workers} worker(s)"),
+    );
+}
+
+/// Every flow with the packets and bytes each end sent, however its ends were oriented.
+fn flow_counts(events: &[Value]) -> Vec<String> {
+    let mut flows: Vec<String> = events
+        .iter()
+        .filter(|e| e["event_type"] == "flow")
+        .map(|e| {
+            let f = &e["flow"];
+            let mut ends = [
+                format!(
+                    "{} {} sent {} pkts {} bytes",
+                    e["src_ip"], e["src_port"], f["pkts_toserver"], f["bytes_toserver"]
+                ),
+                format!(
+                    "{} {} sent {} pkts {} bytes",
+                    e["dest_ip"], e["dest_port"], f["pkts_toclient"], f["bytes_toclient"]
+                ),
+            ];
+            ends.sort();
+            let mut outer = [
+                e["tunnel"]["src_ip"].to_string(),
+                e["tunnel"]["dest_ip"].to_string(),
+            ];
+            outer.sort();
+            format!(
+                "{} {ends:?} vlan={} tunnel={outer:?}",
+                e["proto"], e["vlan"]
+            )
+        })
+        .collect();
+    flows.sort();
+    flows
+}
+
+#[test]
+fn af_packet_one_worker_equals_replay() {
+    if skip_unless_root("af_packet_one_worker_equals_replay") {
+        return;
+    }
+    live_equals_replay("af-packet", 1);
+}
+
+#[test]
+fn af_packet_two_workers_equal_replay() {
+    if skip_unless_root("af_packet_two_workers_equal_replay") {
+        return;
+    }
+    live_equals_replay("af-packet", 2);
+}
+
+#[test]
+fn libpcap_one_worker_equals_replay() {
+    if skip_unless_root("libpcap_one_worker_equals_replay") {
+        return;
+    }
+    live_equals_replay("pcap", 1);
+}
+
+#[test]
+fn libpcap_two_workers_equal_replay() {
+    if skip_unless_root("libpcap_two_workers_equal_replay") {
+        return;
+    }
+    live_equals_replay("pcap", 2);
+}
+
+#[test]
+fn af_xdp_one_worker_equals_replay() {
+    if skip_unless_root("af_xdp_one_worker_equals_replay") {
+        return;
+    }
+    live_equals_replay("af-xdp", 1);
+}
+
+#[test]
+fn af_xdp_two_queues_keep_flows_whole() {
+    if skip_unless_root("af_xdp_two_queues_keep_flows_whole") {
+        return;
+    }
+    live_equals_replay("af-xdp", 2);
+}
+
+/// With one worker nothing reassembles fragments before the sensor: the bundled sample, with
+/// its IPv4 and IPv6 fragments and every tunnel kind, gives exactly replay's events.
+#[test]
+fn af_packet_sample_with_fragments_equals_replay() {
+    if skip_unless_root("af_packet_sample_with_fragments_equals_replay") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/sample.pcap");
+    let replayed = common::replay(&[&pcap], 1, &["-q"], &dir.path().join("replay"));
+    let pair = VethPair::new();
+    let sensor = Sensor::start(&pair, dir.path(), "af-packet", 1, &[]);
+    pair.send(&pcap);
+    let live = sensor.stop();
+    compare(&live, &replayed.events, "sample.pcap, af-packet, 1 worker");
+}
+
+/// SIGHUP during traffic: the new rules take effect, no packet is lost, the capture never
+/// stops; a broken ruleset is refused and the old one keeps working.
+#[test]
+fn sighup_reloads_rules_without_loss() {
+    if skip_unless_root("sighup_reloads_rules_without_loss") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = test_pcap(dir.path());
+    let rules = dir.path().join("live.rules");
+    let before = "alert dns any any -> any any (msg:\"dns before reload\"; dns.query; content:\".\"; sid:1000001; rev:1;)\n";
+    let after = "alert dns any any -> any any (msg:\"dns after reload\"; dns.query; content:\".\"; sid:1000002; rev:1;)\n";
+    std::fs::write(&rules, before).unwrap();
+    let rules_arg = rules.to_str().unwrap();
+
+    let pair = VethPair::new();
+    let sensor = Sensor::start(&pair, dir.path(), "af-packet", 2, &["-S", rules_arg]);
+    pair.send(&pcap);
+
+    // A ruleset that cannot be loaded (here: its file is gone) is refused; the old one stays.
+    std::fs::remove_file(&rules).unwrap();
+    sensor.signal(libc::SIGHUP);
+    sensor.wait_for_log("reload refused", 1);
+
+    std::fs::write(&rules, after).unwrap();
+    sensor.signal(libc::SIGHUP);
+    sensor.wait_for_log("reload done", 1);
+    // Workers take the new rules at their next poll.
+    std::thread::sleep(Duration::from_millis(500));
+    pair.send(&pcap);
+    let live = sensor.stop();
+
+    let replayed = common::replay(&[&pcap], 1, &["-q"], &dir.path().join("replay"));
+    let pkts = replayed.stats()["decoder"]["pkts"].as_u64().unwrap();
+    let stats = final_stats(&live);
+    assert_eq!(
+        stats["decoder"]["pkts"].as_u64(),
+        Some(2 * pkts),
+        "no packet lost"
+    );
+    assert_eq!(stats["capture"]["kernel_drops"], 0);
+    let sids = |sid: u64| {
+        live.iter()
+            .filter(|e| e["event_type"] == "alert" && e["alert"]["signature_id"] == sid)
+            .count()
+    };
+    let dns_queries = replayed
+        .of_type("dns")
+        .iter()
+        .filter(|e| e["dns"]["type"] == "request" || e["dns"]["queries"].is_array())
+        .count();
+    assert!(sids(1_000_001) > 0, "old rules alerted before the reload");
+    assert!(sids(1_000_002) > 0, "new rules alert after the reload");
+    assert!(
+        sids(1_000_001) + sids(1_000_002) <= 2 * dns_queries.max(1) * 2,
+        "no alert counted twice"
+    );
+}

@@ -498,3 +498,201 @@ fn sighup_reloads_rules_without_loss() {
         "no alert counted twice"
     );
 }
+
+/// Counters of `vigil_capture_packets_total` are not needed here: the final stats event says
+/// how many frames the sensor processed.
+fn captured_packets(events: &[Value]) -> u64 {
+    final_stats(events)["decoder"]["pkts"].as_u64().unwrap_or(0)
+}
+
+/// After opening its sockets the daemon runs as `nobody` with only CAP_NET_RAW and
+/// CAP_NET_ADMIN, and still captures.
+#[test]
+fn drops_privileges_after_opening_sockets() {
+    if skip_unless_root("drops_privileges_after_opening_sockets") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = test_pcap(dir.path());
+    let pair = VethPair::new();
+    let sensor = Sensor::start(&pair, dir.path(), "af-packet", 2, &["--user", "nobody"]);
+    sensor.wait_for_log("dropped privileges", 1);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sensor.child.id())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Uid:"), ["65534"; 4], "{status}");
+    // CAP_NET_ADMIN (12) and CAP_NET_RAW (13), nothing else, in every set that grants.
+    assert_eq!(field("CapEff:"), ["0000000000003000"], "{status}");
+    assert_eq!(field("CapPrm:"), ["0000000000003000"], "{status}");
+    pair.send(&pcap);
+    let live = sensor.stop();
+    let replayed = common::replay(&[&pcap], 1, &["-q"], &dir.path().join("replay"));
+    assert_eq!(captured_packets(&live), captured_packets(&replayed.events));
+}
+
+/// An interface that goes down and comes back up is captured again without a restart.
+#[test]
+fn resumes_after_interface_down_and_up() {
+    if skip_unless_root("resumes_after_interface_down_and_up") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = test_pcap(dir.path());
+    let pair = VethPair::new();
+    let sensor = Sensor::start(&pair, dir.path(), "af-packet", 1, &[]);
+    sh(&["ip", "-n", &pair.rx, "link", "set", "cap0", "down"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    sh(&["ip", "-n", &pair.rx, "link", "set", "cap0", "up"]);
+    // Carrier comes back on both ends of the pair.
+    std::thread::sleep(Duration::from_millis(1500));
+    pair.send(&pcap);
+    let live = sensor.stop();
+    let replayed = common::replay(&[&pcap], 1, &["-q"], &dir.path().join("replay"));
+    assert_eq!(captured_packets(&live), captured_packets(&replayed.events));
+    compare(
+        &live,
+        &replayed.events,
+        "after the interface went down and up",
+    );
+}
+
+/// The daemon speaks systemd's notify protocol: READY when capturing, WATCHDOG at half the
+/// watchdog interval, RELOADING/READY around a SIGHUP, STOPPING on SIGTERM.
+#[test]
+fn notifies_systemd() {
+    if skip_unless_root("notifies_systemd") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let pair = VethPair::new();
+    let eve_dir = dir.path().join("eve");
+    let mut child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &pair.rx,
+            env!("CARGO_BIN_EXE_vigil"),
+            "run",
+        ])
+        .args(["-i", "cap0", "--workers", "1", "--metrics-listen", ""])
+        .arg("--eve-dir")
+        .arg(&eve_dir)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let mut next = || {
+        let n = socket.recv(&mut buf).expect("a notification within 30 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = next();
+    assert!(first.contains("READY=1"), "{first}");
+    let watchdog = next();
+    assert!(watchdog.contains("WATCHDOG=1"), "{watchdog}");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let mut seen = Vec::new();
+    while !seen.iter().any(|m: &String| m.contains("READY=1")) {
+        seen.push(next());
+    }
+    assert!(
+        seen.iter()
+            .any(|m| m.contains("RELOADING=1") && m.contains("MONOTONIC_USEC=")),
+        "{seen:?}"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut last = String::new();
+    while !last.contains("STOPPING=1") {
+        last = next();
+    }
+    assert!(child.wait().unwrap().success());
+}
+
+/// `/metrics` of the running daemon counts what it captured, per interface and worker, and
+/// passes `promtool check metrics`.
+#[test]
+fn metrics_count_the_capture() {
+    if skip_unless_root("metrics_count_the_capture") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = test_pcap(dir.path());
+    let pair = VethPair::new();
+    let sensor = Sensor::start(&pair, dir.path(), "af-packet", 2, &[]);
+    let log = sensor.log_text();
+    let addr = log
+        .lines()
+        .find(|l| l.contains("serving /metrics"))
+        .and_then(|l| l.split("addr=").nth(1))
+        .map(|a| a.trim().to_string())
+        .expect("the metrics address in the log");
+    pair.send(&pcap);
+    // Workers publish their counters once a second.
+    std::thread::sleep(Duration::from_millis(2500));
+    let fetch = Command::new("ip")
+        .args(["netns", "exec", &pair.rx, "python3", "-c"])
+        .arg("import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())")
+        .arg(format!("http://{addr}/metrics"))
+        .output()
+        .unwrap();
+    assert!(
+        fetch.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetch.stderr)
+    );
+    let body = String::from_utf8(fetch.stdout).unwrap();
+    let live = sensor.stop();
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (run appliance/install-deps.sh)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let sum = |name: &str| -> u64 {
+        body.lines()
+            .filter(|l| l.starts_with(name) && l.contains("interface=\"cap0\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum()
+    };
+    let captured = sum("vigil_capture_packets_total{");
+    assert_eq!(captured, captured_packets(&live), "{body}");
+    assert_eq!(sum("vigil_capture_drops_total{"), 0);
+    assert_eq!(
+        body.lines()
+            .filter(|l| l.starts_with("vigil_capture_packets_total{"))
+            .count(),
+        2,
+        "one series per worker socket"
+    );
+}

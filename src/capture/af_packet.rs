@@ -219,6 +219,22 @@ impl AfPacketSource {
         u64::from(stats.tp_drops)
     }
 
+    fn take_socket_error(&self) -> i32 {
+        let mut error: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `error` is a valid c_int buffer of `len` bytes.
+        unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut error as *mut libc::c_int).cast(),
+                &mut len,
+            );
+        }
+        error
+    }
+
     fn interface_up(&self) -> bool {
         interface_index(&self.iface).is_ok()
     }
@@ -258,10 +274,17 @@ impl LiveSource for AfPacketSource {
                     source: err,
                 });
             }
-            if pfd.revents & libc::POLLERR != 0 && !self.interface_up() {
-                return Err(LiveError::Down {
-                    iface: self.iface.clone(),
-                });
+            if pfd.revents & libc::POLLERR != 0 {
+                // The link went down (ENETDOWN) or similar: reading SO_ERROR clears it, or every
+                // later poll would return at once. The ring resumes by itself when the link
+                // comes back; only a vanished interface needs a new socket.
+                let error = self.take_socket_error();
+                if !self.interface_up() {
+                    return Err(LiveError::Down {
+                        iface: self.iface.clone(),
+                    });
+                }
+                tracing::debug!(iface = %self.iface, error, "capture socket error");
             }
             // SAFETY: as above.
             let status = unsafe { std::ptr::read_volatile(&(*desc).hdr.bh1.block_status) };

@@ -72,16 +72,14 @@ impl LibpcapSource {
             })?;
         }
         let link = LinkType::from_pcap(capture.get_datalink().0 as u32);
-        let mut source = LibpcapSource {
+        Ok(LibpcapSource {
             capture,
             link,
             counters: SourceCounters::default(),
             label: format!("{}/pcap/{}", cfg.iface, cfg.worker),
             iface: cfg.iface.clone(),
             batch: 1024,
-        };
-        source.counters.drops = 0;
-        Ok(source)
+        })
     }
 }
 

@@ -110,6 +110,14 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         workers,
         "capture sockets open"
     );
+    // Opened before switching user: the log directory may be root's.
+    let output_counters = Arc::new(OutputCounters::default());
+    let format = EveFormat {
+        community_id_seed: config.flow.community_id_seed,
+        files: Vec::new(),
+    };
+    let writer =
+        EveFileWriter::create(&config.eve.dir, format)?.with_counters(Arc::clone(&output_counters));
     // Capabilities are per thread: drop before any other thread exists.
     privileges::drop_to(
         &config.daemon.user,
@@ -122,13 +130,6 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         rules_generation: AtomicU64::new(0),
         rules: Mutex::new(rules.clone()),
     });
-    let output_counters = Arc::new(OutputCounters::default());
-    let format = EveFormat {
-        community_id_seed: config.flow.community_id_seed,
-        files: Vec::new(),
-    };
-    let writer =
-        EveFileWriter::create(&config.eve.dir, format)?.with_counters(Arc::clone(&output_counters));
     let (events_tx, events_rx) = bounded::<Vec<EveEvent>>(workers * 256);
     let output = thread::Builder::new()
         .name("vigil-output".into())

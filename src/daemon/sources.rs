@@ -95,6 +95,14 @@ pub fn plan(capture: &CaptureSection, workers: usize) -> Result<Vec<Vec<SourcePl
 }
 
 fn plan_af_xdp(capture: &CaptureSection, workers: usize) -> Result<Vec<Vec<SourcePlan>>, String> {
+    if !capture.bpf_filter.trim().is_empty() {
+        // The XDP program redirects every frame of the queue; a classic BPF filter has no
+        // place to run in the kernel there.
+        return Err(
+            "bpf_filter is not supported with af-xdp capture; use af-packet or pcap, or filter upstream"
+                .into(),
+        );
+    }
     let mut queues = Vec::with_capacity(capture.interfaces.len());
     for iface in &capture.interfaces {
         queues.push(af_xdp::queue_count(iface).map_err(|e| e.to_string())?);

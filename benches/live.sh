@@ -12,7 +12,10 @@
 # tcpreplay sent and no socket reported a drop. Rates go up until the first loss.
 #
 #   --reference DIR  replay DIR/mixed-200mb.pcap (the reference's file); default: the
-#                    project's own generated 200 MB file
+#                    project's own generated 200 MB file (its IP fragments make AF_PACKET with
+#                    2 workers count fewer frames than sent: the kernel reassembles them)
+#   --config FILE    a vigil.toml for the sensor, e.g. a smaller [capture] ring_bytes to see
+#                    how much of a pass the ring alone absorbs
 set -euo pipefail
 export LC_ALL=C
 
@@ -20,6 +23,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="${VIGIL_BENCH_DIR:-/tmp/vigil-bench}"
 RULES_FILE="$ROOT/../shared/corpus/rules/emerging-all.rules"
 REFDIR=""
+CONFIG=""
 RATES="250 500 750 1000 1500 2000 top"
 METHODS="af-packet af-xdp pcap"
 WORKERS="1 2"
@@ -27,6 +31,7 @@ RULESETS="none et"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --reference) REFDIR="$2"; shift ;;
+        --config) CONFIG="$2"; shift ;;
         --rates) RATES="$2"; shift ;;
         --methods) METHODS="$2"; shift ;;
         --workers) WORKERS="$2"; shift ;;
@@ -92,6 +97,7 @@ measure() {
     rm -rf "$eve"
     local args=(run -i cap0 --capture "$method" --workers "$workers" -l "$eve" --metrics-listen "")
     [[ "$rules" == et ]] && args+=(-S "$RULES_FILE")
+    [[ -n "$CONFIG" ]] && args+=(--config "$CONFIG")
     ip netns exec "$RX" "$VIGIL" "${args[@]}" >"$log" 2>&1 &
     local pid=$!
     for _ in $(seq 1 600); do

@@ -90,6 +90,23 @@ impl VethPair {
         pair
     }
 
+    /// A second link between the same namespaces: `send1` ↔ `cap1`.
+    fn add_second_link(&self) {
+        sh(&[
+            "ip", "-n", &self.tx, "link", "add", "send1", "type", "veth", "peer", "name", "cap1",
+            "netns", &self.rx,
+        ]);
+        for (ns, dev) in [(&self.tx, "send1"), (&self.rx, "cap1")] {
+            sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+            let _ = Command::new("ip")
+                .args([
+                    "netns", "exec", ns, "ethtool", "-K", dev, "gro", "off", "tso", "off",
+                ])
+                .args(["gso", "off", "rxvlan", "off", "txvlan", "off"])
+                .output();
+        }
+    }
+
     fn set_queues(&self, queues: usize) {
         let n = queues.to_string();
         for (ns, dev) in [(&self.tx, "send0"), (&self.rx, "cap0")] {
@@ -100,17 +117,13 @@ impl VethPair {
     }
 
     fn send(&self, pcap: &Path) {
+        self.send_on(pcap, "send0");
+    }
+
+    fn send_on(&self, pcap: &Path, dev: &str) {
         let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.tx,
-                "tcpreplay",
-                "-q",
-                "--mbps=200",
-                "-i",
-                "send0",
-            ])
+            .args(["netns", "exec", &self.tx])
+            .args(["tcpreplay", "-q", "--mbps=200", "-i", dev])
             .arg(pcap)
             .output()
             .expect("tcpreplay (run appliance/install-deps.sh)");
@@ -140,17 +153,32 @@ struct Sensor {
 
 impl Sensor {
     fn start(pair: &VethPair, dir: &Path, method: &str, workers: usize, extra: &[&str]) -> Sensor {
+        Sensor::start_on(pair, dir, &["cap0"], method, workers, extra)
+    }
+
+    fn start_on(
+        pair: &VethPair,
+        dir: &Path,
+        interfaces: &[&str],
+        method: &str,
+        workers: usize,
+        extra: &[&str],
+    ) -> Sensor {
         let eve_dir = dir.join("eve");
         let log = dir.join("vigil.log");
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &pair.rx,
-                env!("CARGO_BIN_EXE_vigil"),
-                "run",
-            ])
-            .args(["-i", "cap0", "--capture", method, "--workers"])
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &pair.rx,
+            env!("CARGO_BIN_EXE_vigil"),
+            "run",
+        ]);
+        for iface in interfaces {
+            cmd.args(["-i", iface]);
+        }
+        let child = cmd
+            .args(["--capture", method, "--workers"])
             .arg(workers.to_string())
             .arg("--eve-dir")
             .arg(&eve_dir)
@@ -694,5 +722,54 @@ fn metrics_count_the_capture() {
             .count(),
         2,
         "one series per worker socket"
+    );
+}
+
+/// Two interfaces at once, two workers each: everything from both is captured, as replays of
+/// the two files give it (their flows are distinct).
+#[test]
+fn captures_several_interfaces() {
+    if skip_unless_root("captures_several_interfaces") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let first = test_pcap(dir.path());
+    let second = dir.path().join("second.pcap");
+    let cfg = vigil_pcapgen::GenConfig {
+        fragment_share: 0.0,
+        ..vigil_pcapgen::GenConfig::new(8, 1 << 19)
+    };
+    common::generate(&second, &cfg);
+    let mut replayed = common::replay(&[&first], 1, &["-q"], &dir.path().join("replay1")).events;
+    replayed.extend(common::replay(&[&second], 1, &["-q"], &dir.path().join("replay2")).events);
+
+    let pair = VethPair::new();
+    pair.add_second_link();
+    let sensor = Sensor::start_on(&pair, dir.path(), &["cap0", "cap1"], "af-packet", 2, &[]);
+    pair.send_on(&first, "send0");
+    pair.send_on(&second, "send1");
+    let live = sensor.stop();
+    compare(&live, &replayed, "two interfaces, af-packet, 2 workers");
+}
+
+/// A capture interface that does not exist stops the start with a message naming it.
+#[test]
+fn missing_interface_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let eve = dir.path().join("eve");
+    let out = common::vigil([
+        "run",
+        "-i",
+        "nosuch-vigil0",
+        "--metrics-listen",
+        "",
+        "--eve-dir",
+        eve.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("interface nosuch-vigil0: no such interface"),
+        "{stderr}"
     );
 }

@@ -1,0 +1,97 @@
+//! Upstream sinks: where rendered EVE events go besides (or instead of) the local file.
+//!
+//! A sink runs on a thread of its own, never on a worker. Events reach it already rendered
+//! (one JSON object, no trailing newline) with a sensor-unique id, so a sink can deduplicate
+//! redelivery (JetStream's `Nats-Msg-Id`) and the spool can store them as they are.
+
+use std::time::Duration;
+
+/// EVE event types a sink can be configured to take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    Alert,
+    Flow,
+    Anomaly,
+    Http,
+    Dns,
+    Tls,
+    Ssh,
+    Stats,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 8] = [
+        EventType::Alert,
+        EventType::Flow,
+        EventType::Anomaly,
+        EventType::Http,
+        EventType::Dns,
+        EventType::Tls,
+        EventType::Ssh,
+        EventType::Stats,
+    ];
+
+    /// The EVE `event_type` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::Alert => "alert",
+            EventType::Flow => "flow",
+            EventType::Anomaly => "anomaly",
+            EventType::Http => "http",
+            EventType::Dns => "dns",
+            EventType::Tls => "tls",
+            EventType::Ssh => "ssh",
+            EventType::Stats => "stats",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// One rendered event on its way upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedEvent {
+    /// Unique per sensor and event, stable across redelivery (spool, restart): the sensor's
+    /// boot id and a sequence number, e.g. `"3f1c…-000000000042"`.
+    pub id: String,
+    pub event_type: EventType,
+    /// Event time, nanoseconds since the Unix epoch (for the syslog header).
+    pub ts_ns: u64,
+    /// The EVE JSON object, without a trailing newline.
+    pub json: Vec<u8>,
+}
+
+/// Why a sink could not deliver. Every variant means "keep the events and retry later", except
+/// that `Rejected` names events the receiver refused for good (logged and counted, not retried).
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Not connected, or the connection broke: retry after a backoff.
+    #[error("{sink}: {reason}")]
+    Unavailable { sink: String, reason: String },
+    /// The receiver refused the connection for a reason a retry will not fix soon
+    /// (certificate, authentication): retried with the longest backoff, and said loudly.
+    #[error("{sink}: {reason}")]
+    Refused { sink: String, reason: String },
+}
+
+/// A destination for events. Implementations hold their connection and reconnect when asked.
+pub trait Sink: Send {
+    /// Names the sink in logs and metrics (`syslog+tls://host:6514`, `nats://host:4222/vigil`).
+    fn name(&self) -> &str;
+
+    /// Opens (or reopens) the connection. Called with a backoff while it fails.
+    fn connect(&mut self) -> Result<(), SinkError>;
+
+    /// Delivers `events` in order and returns how many of the leading ones the receiver has
+    /// taken (for JetStream: acknowledged; for syslog over TLS: written and flushed to the TLS
+    /// stream). On `Err`, or `Ok(n)` with `n < events.len()`, the caller keeps the rest and
+    /// retries them after `connect` succeeds again; delivery is at least once.
+    fn send(&mut self, events: &[EncodedEvent]) -> Result<usize, SinkError>;
+
+    /// Longest a single `send` may block before it gives up (the caller's drain deadline).
+    fn send_timeout(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+}

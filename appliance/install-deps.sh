@@ -12,6 +12,9 @@ packages=(
     time python3
     # live capture: namespaces and veth pairs, traffic replay, NIC preparation, metrics scraping
     iproute2 tcpreplay ethtool prometheus
+    # upstream delivery tests: a private rsyslogd with the GnuTLS stream driver (imtcp gtls),
+    # and a nats-server with JetStream
+    rsyslog rsyslog-gnutls nats-server
 )
 
 missing=()

@@ -25,6 +25,59 @@ pub struct Config {
     pub capture: CaptureSection,
     pub daemon: DaemonSection,
     pub metrics: MetricsSection,
+    /// Upstream sinks (`[[output]]` tables), besides the local `eve.json`.
+    #[serde(rename = "output")]
+    pub outputs: Vec<OutputSection>,
+    pub spool: SpoolSection,
+}
+
+/// One upstream sink.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSection {
+    /// `syslog+tls://HOST:PORT?ca=FILE&cert=FILE&key=FILE` or
+    /// `nats://HOST:PORT/SUBJECT_PREFIX?stream=NAME&creds=FILE`.
+    pub url: String,
+    /// EVE event types this sink takes; empty = all (alert, flow, anomaly, http, dns, tls,
+    /// ssh, stats).
+    #[serde(default)]
+    pub types: Vec<String>,
+}
+
+/// Where events wait while a sink's receiver is down or slower than the sensor.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolSection {
+    /// One subdirectory per sink.
+    pub dir: PathBuf,
+    /// Most bytes (zstd-compressed) spooled per sink.
+    pub max_bytes: u64,
+    /// `drop-oldest` or `drop-newest` when a spool is full; every dropped event is counted.
+    pub policy: SpoolPolicy,
+    /// Events held in memory per sink before new ones go to the spool (batches).
+    pub queue_batches: usize,
+    /// At the end of a replay (or on stop), how long sinks may go on delivering; what is left
+    /// stays spooled for the next run.
+    pub drain_timeout_secs: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpoolPolicy {
+    DropOldest,
+    DropNewest,
+}
+
+impl Default for SpoolSection {
+    fn default() -> Self {
+        SpoolSection {
+            dir: PathBuf::from("/var/lib/vigil/spool"),
+            max_bytes: 1 << 30,
+            policy: SpoolPolicy::DropOldest,
+            queue_batches: 64,
+            drain_timeout_secs: 10,
+        }
+    }
 }
 
 /// Live capture (`vigil run`).
@@ -281,6 +334,14 @@ impl Default for TlsSection {
 pub struct EveSection {
     /// Directory of `eve.json`.
     pub dir: PathBuf,
+    /// Rotate `eve.json` once it reaches this size (bytes); 0 = never by size.
+    pub rotate_bytes: u64,
+    /// Rotate `eve.json` this often (seconds); 0 = never by time.
+    pub rotate_secs: u64,
+    /// Compress rotated files with zstd (`eve.json.<time>.zst`).
+    pub compress_rotated: bool,
+    /// Delete the oldest rotated files while they use more than this (bytes); 0 = no cap.
+    pub max_disk_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -339,6 +400,10 @@ impl Default for EveSection {
     fn default() -> Self {
         EveSection {
             dir: PathBuf::from("/var/log/vigil"),
+            rotate_bytes: 0,
+            rotate_secs: 0,
+            compress_rotated: true,
+            max_disk_bytes: 0,
         }
     }
 }
@@ -467,6 +532,31 @@ impl Config {
                 "xdp_frames must be a power of two, at least 64".into(),
             );
         }
+        for (i, output) in self.outputs.iter().enumerate() {
+            for t in &output.types {
+                if crate::output::sink::EventType::from_name(t).is_none() {
+                    let (line, column) = find_value(text, t);
+                    return Err(ConfigError::Invalid {
+                        path: origin.to_string(),
+                        line,
+                        column,
+                        message: format!(
+                            "output {}: unknown event type {t:?} (alert, flow, anomaly, http, dns, tls, ssh, stats)",
+                            i + 1
+                        ),
+                    });
+                }
+            }
+            if let Err(e) = crate::output::check_url(&output.url) {
+                let (line, column) = find_value(text, &output.url);
+                return Err(ConfigError::Invalid {
+                    path: origin.to_string(),
+                    line,
+                    column,
+                    message: format!("output {}: {e}", i + 1),
+                });
+            }
+        }
         if self.daemon.stats_interval_secs == 0 {
             return fail(
                 "daemon",
@@ -534,6 +624,15 @@ impl Config {
         }
     }
 
+    pub fn rotation(&self) -> crate::output::rotate::RotateConfig {
+        crate::output::rotate::RotateConfig {
+            max_file_bytes: self.eve.rotate_bytes,
+            interval: std::time::Duration::from_secs(self.eve.rotate_secs),
+            compress: self.eve.compress_rotated,
+            max_disk_bytes: self.eve.max_disk_bytes,
+        }
+    }
+
     pub fn defrag(&self) -> DefragConfig {
         DefragConfig {
             memcap_bytes: self.defrag.memcap_bytes,
@@ -546,6 +645,12 @@ impl Config {
     pub fn defaults_toml() -> String {
         toml::to_string(&Config::default()).unwrap_or_default()
     }
+}
+
+/// Where a quoted value first appears (for errors about list items serde gives no span for).
+fn find_value(text: &str, value: &str) -> (usize, usize) {
+    text.find(&format!("\"{value}\""))
+        .map_or((1, 1), |offset| line_col(text, offset))
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -62,6 +62,11 @@ struct ReplayArgs {
     /// Build the prefilter databases every time instead of caching them on disk.
     #[arg(long)]
     no_rules_cache: bool,
+    /// Where events go besides the config's: `file:DIR`,
+    /// `syslog+tls://HOST:PORT?ca=FILE&cert=FILE&key=FILE`,
+    /// `nats://HOST:PORT/PREFIX?stream=NAME&creds=FILE`; repeat for several.
+    #[arg(long = "output", value_name = "URL")]
+    outputs: Vec<String>,
     /// Progress bar on stderr.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     progress: Progress,
@@ -103,6 +108,10 @@ struct RunArgs {
     /// Build the prefilter databases every time instead of caching them on disk.
     #[arg(long)]
     no_rules_cache: bool,
+    /// Where events go besides the config's: `file:DIR`, `syslog+tls://…`, `nats://…`
+    /// (as for `replay`); repeat for several.
+    #[arg(long = "output", value_name = "URL")]
+    outputs: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -254,9 +263,11 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         (1..=1024).contains(&workers),
         "--workers must be at least 1 and at most 1024"
     );
+    let (file_dir, outputs) = split_outputs(&args.outputs)?;
     let eve_dir = args
         .eve_dir
         .clone()
+        .or(file_dir)
         .unwrap_or_else(|| config.eve.dir.clone());
     let show_progress = match args.progress {
         Progress::Always => true,
@@ -303,6 +314,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         workers,
         eve_dir,
         rules,
+        outputs,
         progress,
     })
     .context("replay failed")?;
@@ -334,8 +346,9 @@ fn run_daemon(args: RunArgs) -> Result<ExitCode> {
             CaptureArg::Pcap => vigil::config::CaptureMethod::Pcap,
         };
     }
-    if let Some(dir) = &args.eve_dir {
-        config.eve.dir = dir.clone();
+    let (file_dir, outputs) = split_outputs(&args.outputs)?;
+    if let Some(dir) = args.eve_dir.clone().or(file_dir) {
+        config.eve.dir = dir;
     }
     if let Some(listen) = &args.metrics_listen {
         // An empty address turns the exporter off, as in the config.
@@ -363,6 +376,7 @@ fn run_daemon(args: RunArgs) -> Result<ExitCode> {
         rules_files: args.rules.clone(),
         workers,
         use_rules_cache: !args.no_rules_cache,
+        outputs,
     })?;
     let s = &report.stats;
     let capture = s.capture.unwrap_or_default();
@@ -376,6 +390,23 @@ fn run_daemon(args: RunArgs) -> Result<ExitCode> {
         report.output.events
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--output` values: a `file:DIR` (the eve.json directory) and the upstream sink URLs,
+/// checked before anything starts.
+fn split_outputs(outputs: &[String]) -> Result<(Option<PathBuf>, Vec<String>)> {
+    let mut dir = None;
+    let mut upstream = Vec::new();
+    for out in outputs {
+        if let Some(path) = out.strip_prefix("file:") {
+            anyhow::ensure!(dir.is_none(), "only one --output file:DIR is supported");
+            dir = Some(PathBuf::from(path));
+        } else {
+            vigil::output::check_url(out).map_err(anyhow::Error::msg)?;
+            upstream.push(out.clone());
+        }
+    }
+    Ok((dir, upstream))
 }
 
 fn list_interfaces() -> Result<ExitCode> {

@@ -88,6 +88,15 @@ pub struct OutputSnapshot {
     pub bytes: u64,
     pub errors: u64,
     pub queue_depth: u64,
+    /// Upstream sinks only (0 for the file).
+    pub acked: u64,
+    pub spooled: u64,
+    pub dropped: u64,
+    pub reconnects: u64,
+    pub spool_bytes: u64,
+    pub spool_events: u64,
+    pub lag_seconds: f64,
+    pub connected: bool,
 }
 
 /// Why the metrics server could not start.
@@ -231,6 +240,22 @@ const FAMILIES: &[Family] = &[
         Source::Output(|o| Value::Count(o.errors))),
     gauge("vigil_output_queue_depth", "Events waiting to be written by a sink.",
         Source::Output(|o| level(o.queue_depth))),
+    counter("vigil_output_acked_total", "Events an upstream receiver acknowledged.",
+        Source::Output(|o| Value::Count(o.acked))),
+    counter("vigil_output_spooled_total", "Events written to a sink's disk spool.",
+        Source::Output(|o| Value::Count(o.spooled))),
+    counter("vigil_output_dropped_total", "Events a full spool dropped (by its policy).",
+        Source::Output(|o| Value::Count(o.dropped))),
+    counter("vigil_output_reconnects_total", "Reconnections of an upstream sink.",
+        Source::Output(|o| Value::Count(o.reconnects))),
+    gauge("vigil_output_spool_bytes", "Bytes in a sink's disk spool.",
+        Source::Output(|o| level(o.spool_bytes))),
+    gauge("vigil_output_spool_events", "Events waiting in a sink's disk spool.",
+        Source::Output(|o| level(o.spool_events))),
+    gauge("vigil_output_delivery_lag_seconds", "Age of the newest event a receiver acknowledged, when it did.",
+        Source::Output(|o| Value::Level(o.lag_seconds))),
+    gauge("vigil_output_connected", "1 while an upstream sink is connected.",
+        Source::Output(|o| flag(o.connected))),
     gauge("vigil_uptime_seconds", "Seconds since the daemon started.", Source::Uptime),
 ];
 

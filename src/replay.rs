@@ -23,6 +23,8 @@ pub struct ReplayOptions {
     pub eve_dir: PathBuf,
     /// Loaded signatures; `None` runs without detection.
     pub rules: Option<std::sync::Arc<vigil_signatures::RuleSet>>,
+    /// Upstream sink URLs besides the config's `[[output]]` (`--output`).
+    pub outputs: Vec<String>,
     /// Called now and then with (bytes read, total bytes) for a progress display.
     pub progress: Option<Box<dyn FnMut(u64, u64) + Send>>,
 }
@@ -43,6 +45,8 @@ pub enum ReplayError {
     Output(#[from] OutputError),
     #[error("a worker thread failed: {0}")]
     Worker(String),
+    #[error("output: {0}")]
+    Upstream(String),
 }
 
 pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
@@ -53,7 +57,11 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         community_id_seed: cfg.flow.community_id_seed,
         files: opts.files.iter().map(|p| p.display().to_string()).collect(),
     };
-    let writer = EveFileWriter::create(&opts.eve_dir, format)?;
+    let upstreams =
+        crate::output::start_upstreams(cfg, &opts.outputs).map_err(ReplayError::Upstream)?;
+    let drain = Duration::from_secs(u64::from(cfg.spool.drain_timeout_secs));
+    let writer = EveFileWriter::create_rotating(&opts.eve_dir, format, cfg.rotation())?
+        .with_upstreams(upstreams, drain);
     let eve_path = opts.eve_dir.join("eve.json");
 
     let (events_tx, events_rx) = bounded::<Vec<EveEvent>>(workers * 64);

@@ -1132,6 +1132,7 @@ fn replay_case(plan: &CasePlan, out_dir: &Path) -> Result<Vec<Value>, String> {
         workers: plan.setup.workers,
         eve_dir: out_dir.to_path_buf(),
         rules,
+        outputs: Vec::new(),
         progress: None,
     })
     .map_err(|e| format!("replay of {} failed: {e}", plan.pcap.display()))?;

@@ -773,3 +773,41 @@ fn missing_interface_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// `[capture] cpu_affinity` pins each worker thread to its core.
+#[test]
+fn pins_workers_to_configured_cores() {
+    if skip_unless_root("pins_workers_to_configured_cores") {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vigil.toml");
+    let last = cores - 1;
+    std::fs::write(&config, format!("[capture]\ncpu_affinity = [{last}]\n")).unwrap();
+    let pair = VethPair::new();
+    let sensor = Sensor::start(
+        &pair,
+        dir.path(),
+        "af-packet",
+        1,
+        &["--config", config.to_str().unwrap()],
+    );
+    let tasks = format!("/proc/{}/task", sensor.child.id());
+    let worker_cpus: Vec<String> = std::fs::read_dir(&tasks)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "vigil-worker-0")
+        })
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|v| v.trim().to_string())
+        })
+        .collect();
+    assert_eq!(worker_cpus, [last.to_string()]);
+    sensor.stop();
+}

@@ -75,6 +75,7 @@ fn snapshot(packets: [u64; 2]) -> MetricsSnapshot {
             bytes: 987_654,
             errors: 0,
             queue_depth: 12,
+            ..Default::default()
         }],
         uptime_seconds: 3600.5,
     }

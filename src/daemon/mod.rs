@@ -44,6 +44,8 @@ pub struct DaemonOptions {
     pub rules_files: Vec<PathBuf>,
     pub workers: usize,
     pub use_rules_cache: bool,
+    /// Upstream sink URLs besides the config's `[[output]]` (`--output`).
+    pub outputs: Vec<String>,
 }
 
 /// Rules as loaded, for logs and metrics.
@@ -116,8 +118,12 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         community_id_seed: config.flow.community_id_seed,
         files: Vec::new(),
     };
-    let writer =
-        EveFileWriter::create(&config.eve.dir, format)?.with_counters(Arc::clone(&output_counters));
+    let upstreams =
+        crate::output::start_upstreams(&config, &opts.outputs).map_err(DaemonError::Setup)?;
+    let drain = Duration::from_secs(u64::from(config.spool.drain_timeout_secs));
+    let writer = EveFileWriter::create_rotating(&config.eve.dir, format, config.rotation())?
+        .with_counters(Arc::clone(&output_counters))
+        .with_upstreams(upstreams, drain);
     // Capabilities are per thread: drop before any other thread exists.
     privileges::drop_to(
         &config.daemon.user,
@@ -207,6 +213,7 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
                         sd_notify::NotifyState::Reloading,
                         monotonic_now().unwrap_or(sd_notify::NotifyState::Status("reloading")),
                     ]);
+                    output_counters.reopen.store(true, Ordering::Release);
                     reload(&opts, &mut config, &control, &mut rules_status);
                     notify(&[sd_notify::NotifyState::Ready]);
                 }
@@ -413,9 +420,27 @@ fn metrics_snapshot(
             bytes: output.bytes.load(Ordering::Relaxed),
             errors: output.errors.load(Ordering::Relaxed),
             queue_depth,
+            ..OutputSnapshot::default()
         }],
         ..MetricsSnapshot::default()
     };
+    if let Ok(upstream) = output.upstream.lock() {
+        snap.outputs.extend(upstream.iter().map(|u| OutputSnapshot {
+            sink: u.name.clone(),
+            events: u.sent,
+            bytes: u.bytes,
+            errors: u.errors,
+            queue_depth: u.queued_batches,
+            acked: u.acked,
+            spooled: u.spool.spooled,
+            dropped: u.spool.dropped,
+            reconnects: u.reconnects,
+            spool_bytes: u.spool.bytes,
+            spool_events: u.spool.events,
+            lag_seconds: u.lag_secs,
+            connected: u.connected,
+        }));
+    }
     for (worker, status) in statuses.iter().enumerate() {
         let Ok(s) = status.lock().map(|s| s.clone()) else {
             continue;

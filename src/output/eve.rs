@@ -102,6 +102,38 @@ pub enum EveEvent {
     Stats(Box<RunStats>),
 }
 
+impl EveEvent {
+    /// The EVE `event_type` this renders as (what upstream sinks filter on).
+    pub fn event_type(&self) -> super::sink::EventType {
+        use super::sink::EventType;
+        match self {
+            EveEvent::Flow(_) => EventType::Flow,
+            EveEvent::Anomaly(_) => EventType::Anomaly,
+            EveEvent::Stats(_) => EventType::Stats,
+            EveEvent::App(a) => match &a.kind {
+                AppEventKind::Alert(_) => EventType::Alert,
+                AppEventKind::Anomaly { .. } => EventType::Anomaly,
+                AppEventKind::Record(r) => match r {
+                    AppRecord::Http(_) => EventType::Http,
+                    AppRecord::Dns(_) => EventType::Dns,
+                    AppRecord::Tls(_) => EventType::Tls,
+                    AppRecord::Ssh(_) => EventType::Ssh,
+                },
+            },
+        }
+    }
+
+    /// The event's time (its `timestamp`), nanoseconds since the Unix epoch.
+    pub fn ts_ns(&self) -> u64 {
+        match self {
+            EveEvent::Flow(f) => f.last_ts_ns,
+            EveEvent::Anomaly(a) => a.ts_ns,
+            EveEvent::App(a) => a.ts_ns,
+            EveEvent::Stats(s) => s.last_ts_ns,
+        }
+    }
+}
+
 /// How events are rendered: settings that do not change during a run.
 #[derive(Debug, Clone)]
 pub struct EveFormat {

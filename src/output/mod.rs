@@ -1,11 +1,14 @@
 //! Event output: EVE JSON rendering and the thread that writes it, off the workers.
 
 pub mod eve;
+pub mod nats;
+pub mod rotate;
 pub mod sink;
+pub mod spool;
+pub mod syslog;
 pub mod time;
+pub mod upstream;
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,10 +35,12 @@ pub enum OutputError {
 }
 
 /// Counts of what the output wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct OutputReport {
     pub events: u64,
     pub bytes: u64,
+    /// Each upstream sink at the end of the run.
+    pub upstream: Vec<upstream::UpstreamStatus>,
 }
 
 /// What the output thread wrote so far, readable from other threads (metrics).
@@ -44,44 +49,79 @@ pub struct OutputCounters {
     pub events: AtomicU64,
     pub bytes: AtomicU64,
     pub errors: AtomicU64,
+    /// Set on SIGHUP: close and reopen `eve.json` by path.
+    pub reopen: std::sync::atomic::AtomicBool,
+    /// The upstream sinks' counters, refreshed at every flush.
+    pub upstream: std::sync::Mutex<Vec<upstream::UpstreamStatus>>,
 }
 
 /// A tailing SIEM agent sees events at most this long after they were written.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Writes `eve.json` (one JSON object per line) in a directory.
+/// Writes `eve.json` (one JSON object per line) in a directory, and hands the same rendered
+/// events to the upstream sinks.
 pub struct EveFileWriter {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: rotate::RotatingFile,
     line: Vec<u8>,
     format: EveFormat,
     report: OutputReport,
     counters: Option<Arc<OutputCounters>>,
+    upstreams: Vec<upstream::Upstream>,
+    /// Events of the current batch for the upstreams, rendered once.
+    encoded: Vec<sink::EncodedEvent>,
+    /// Event ids: this process's boot id and a sequence number.
+    boot_id: String,
+    next_id: u64,
+    /// How long the upstreams may go on delivering at the end before the rest stays spooled.
+    drain_timeout: Duration,
 }
 
 impl EveFileWriter {
     pub fn create(dir: &Path, format: EveFormat) -> Result<EveFileWriter, OutputError> {
+        EveFileWriter::create_rotating(dir, format, rotate::RotateConfig::default())
+    }
+
+    /// `eve.json` in `dir`, rotated (and rotated files compressed and capped) per `rotation`.
+    pub fn create_rotating(
+        dir: &Path,
+        format: EveFormat,
+        rotation: rotate::RotateConfig,
+    ) -> Result<EveFileWriter, OutputError> {
         std::fs::create_dir_all(dir).map_err(|source| OutputError::CreateDir {
             path: dir.to_path_buf(),
             source,
         })?;
         let path = dir.join("eve.json");
-        let file = File::options()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|source| OutputError::Write {
+        let out =
+            rotate::RotatingFile::open(&path, rotation).map_err(|source| OutputError::Write {
                 path: path.clone(),
                 source,
             })?;
         Ok(EveFileWriter {
             path,
-            out: BufWriter::with_capacity(1 << 20, file),
+            out,
             line: Vec::with_capacity(4096),
             format,
             report: OutputReport::default(),
             counters: None,
+            upstreams: Vec::new(),
+            encoded: Vec::new(),
+            boot_id: boot_id(),
+            next_id: 0,
+            drain_timeout: Duration::from_secs(10),
         })
+    }
+
+    /// Also delivers every event to these sinks (each filters the types it takes).
+    pub fn with_upstreams(
+        mut self,
+        upstreams: Vec<upstream::Upstream>,
+        drain_timeout: Duration,
+    ) -> EveFileWriter {
+        self.upstreams = upstreams;
+        self.drain_timeout = drain_timeout;
+        self
     }
 
     /// Publishes what is written into `counters`, once per event batch.
@@ -93,6 +133,15 @@ impl EveFileWriter {
     pub fn write(&mut self, ev: &EveEvent) -> Result<(), OutputError> {
         self.line.clear();
         write_event(ev, &self.format, &mut self.line)?;
+        if !self.upstreams.is_empty() {
+            self.encoded.push(sink::EncodedEvent {
+                id: format!("{}-{:012}", self.boot_id, self.next_id),
+                event_type: ev.event_type(),
+                ts_ns: ev.ts_ns(),
+                json: self.line[..self.line.len().saturating_sub(1)].to_vec(),
+            });
+            self.next_id += 1;
+        }
         self.out
             .write_all(&self.line)
             .map_err(|source| OutputError::Write {
@@ -105,11 +154,38 @@ impl EveFileWriter {
     }
 
     pub fn finish(mut self) -> Result<OutputReport, OutputError> {
+        self.offer_upstream();
         self.out.flush().map_err(|source| OutputError::Write {
             path: self.path.clone(),
             source,
         })?;
+        let path = self.path.clone();
+        self.out
+            .finish()
+            .map_err(|source| OutputError::Write { path, source })?;
+        for up in self.upstreams.drain(..) {
+            let status = up.finish(self.drain_timeout);
+            let left = status.spool.events;
+            if left > 0 {
+                tracing::warn!(
+                    sink = %status.name,
+                    spooled = left,
+                    "not all events delivered before the deadline; they stay spooled for the next run"
+                );
+            }
+            self.report.upstream.push(status);
+        }
         Ok(self.report)
+    }
+
+    fn offer_upstream(&mut self) {
+        if self.encoded.is_empty() {
+            return;
+        }
+        for up in &self.upstreams {
+            up.offer(&self.encoded);
+        }
+        self.encoded.clear();
     }
 
     /// Writes every event batch received until all senders are gone. The file is flushed
@@ -117,17 +193,28 @@ impl EveFileWriter {
     pub fn run(mut self, rx: Receiver<Vec<EveEvent>>) -> Result<OutputReport, OutputError> {
         let mut last_flush = Instant::now();
         loop {
+            if let Some(c) = &self.counters {
+                if c.reopen.swap(false, Ordering::AcqRel) {
+                    // SIGHUP: logrotate may have moved the file away.
+                    let path = self.path.clone();
+                    self.out
+                        .reopen()
+                        .map_err(|source| OutputError::Write { path, source })?;
+                    tracing::info!(file = %self.path.display(), "eve file reopened");
+                }
+            }
             match rx.recv_timeout(FLUSH_INTERVAL) {
                 Ok(batch) => {
-                    let before = self.report;
+                    let (events, bytes) = (self.report.events, self.report.bytes);
                     for ev in &batch {
                         self.write(ev)?;
                     }
+                    self.offer_upstream();
                     if let Some(c) = &self.counters {
                         c.events
-                            .fetch_add(self.report.events - before.events, Ordering::Relaxed);
+                            .fetch_add(self.report.events - events, Ordering::Relaxed);
                         c.bytes
-                            .fetch_add(self.report.bytes - before.bytes, Ordering::Relaxed);
+                            .fetch_add(self.report.bytes - bytes, Ordering::Relaxed);
                     }
                     if last_flush.elapsed() < FLUSH_INTERVAL {
                         continue;
@@ -138,8 +225,24 @@ impl EveFileWriter {
             }
             self.flush()?;
             last_flush = Instant::now();
+            if let Some(c) = &self.counters {
+                if !self.upstreams.is_empty() {
+                    let statuses = self.upstream_statuses();
+                    if let Ok(mut shared) = c.upstream.lock() {
+                        *shared = statuses;
+                    }
+                }
+            }
         }
         self.finish()
+    }
+
+    /// The upstream sinks' current counters (metrics).
+    pub fn upstream_statuses(&self) -> Vec<upstream::UpstreamStatus> {
+        self.upstreams
+            .iter()
+            .map(upstream::Upstream::status)
+            .collect()
     }
 
     fn flush(&mut self) -> Result<(), OutputError> {
@@ -148,4 +251,103 @@ impl EveFileWriter {
             source,
         })
     }
+}
+
+/// A random id for this process, so event ids stay unique across restarts of the sensor.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+        .map(|u| u.trim().replace('-', ""))
+        .unwrap_or_else(|_| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            format!("{now:x}{:x}", std::process::id())
+        })
+}
+
+/// Checks an upstream sink URL without opening anything (config validation).
+pub fn check_url(url: &str) -> Result<(), String> {
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("syslog+tls") | Some("nats") => Ok(()),
+        _ => Err(format!(
+            "unsupported output {url:?}: use syslog+tls://HOST:PORT?ca=FILE or nats://HOST:PORT/PREFIX"
+        )),
+    }
+}
+
+/// Opens the sink a URL names (not yet connected: its sender thread connects).
+pub fn open_sink(url: &str) -> Result<Box<dyn sink::Sink>, String> {
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("syslog+tls") => {
+            let cfg = syslog::SyslogTlsConfig::from_url(url)?;
+            Ok(Box::new(syslog::SyslogTlsSink::new(cfg)?))
+        }
+        Some("nats") => {
+            let cfg = nats::NatsConfig::from_url(url)?;
+            Ok(Box::new(nats::NatsSink::new(cfg)?))
+        }
+        _ => check_url(url).map(|()| unreachable!("check_url accepts only known schemes")),
+    }
+}
+
+/// Starts a sender (with its spool) for each configured sink and each `extra` URL.
+pub fn start_upstreams(
+    config: &crate::config::Config,
+    extra: &[String],
+) -> Result<Vec<upstream::Upstream>, String> {
+    let mut wanted: Vec<(String, Vec<sink::EventType>)> = config
+        .outputs
+        .iter()
+        .map(|o| {
+            let types = o
+                .types
+                .iter()
+                .filter_map(|t| sink::EventType::from_name(t))
+                .collect();
+            (o.url.clone(), types)
+        })
+        .collect();
+    wanted.extend(extra.iter().map(|u| (u.clone(), Vec::new())));
+    let policy = match config.spool.policy {
+        crate::config::SpoolPolicy::DropOldest => spool::FullPolicy::DropOldest,
+        crate::config::SpoolPolicy::DropNewest => spool::FullPolicy::DropNewest,
+    };
+    let mut started = Vec::with_capacity(wanted.len());
+    for (url, types) in wanted {
+        let types = if types.is_empty() {
+            sink::EventType::ALL.to_vec()
+        } else {
+            types
+        };
+        let sink = open_sink(&url)?;
+        let dir = config.spool.dir.join(spool_dir_name(&url));
+        let spool =
+            spool::Spool::open(&dir, config.spool.max_bytes, policy).map_err(|e| e.to_string())?;
+        if !spool.is_empty() {
+            tracing::info!(
+                sink = sink.name(),
+                events = spool.stats().events,
+                "delivering events spooled by an earlier run first"
+            );
+        }
+        let up = upstream::Upstream::start(sink, spool, &types, config.spool.queue_batches)
+            .map_err(|e| format!("{url}: cannot start its sender: {e}"))?;
+        started.push(up);
+    }
+    Ok(started)
+}
+
+/// A directory name for a sink's spool: scheme, host, port and path, without the query (which
+/// may name credential files).
+fn spool_dir_name(url: &str) -> String {
+    let base = url.split('?').next().unwrap_or(url);
+    base.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

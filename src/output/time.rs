@@ -20,6 +20,19 @@ pub fn eve_timestamp(ts_ns: u64, out: &mut String) {
     );
 }
 
+/// `20240513T100000Z`: a UTC time for file names (sorts by age).
+pub fn rfc3339_compact(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
 pub fn eve_timestamp_string(ts_ns: u64) -> String {
     let mut s = String::with_capacity(31);
     eve_timestamp(ts_ns, &mut s);

@@ -2,6 +2,8 @@
 //! back what it wrote.
 #![allow(dead_code)]
 
+pub mod nats;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -26,7 +26,7 @@ pub struct Config {
     pub daemon: DaemonSection,
     pub metrics: MetricsSection,
     /// Upstream sinks (`[[output]]` tables), besides the local `eve.json`.
-    #[serde(rename = "output")]
+    #[serde(rename = "output", skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputSection>,
     pub spool: SpoolSection,
 }

@@ -342,6 +342,9 @@ pub struct EveSection {
     pub compress_rotated: bool,
     /// Delete the oldest rotated files while they use more than this (bytes); 0 = no cap.
     pub max_disk_bytes: u64,
+    /// Event types written to `eve.json` (alert, flow, anomaly, http, dns, tls, ssh, stats);
+    /// empty = all.
+    pub types: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -404,6 +407,7 @@ impl Default for EveSection {
             rotate_secs: 0,
             compress_rotated: true,
             max_disk_bytes: 0,
+            types: Vec::new(),
         }
     }
 }
@@ -532,20 +536,28 @@ impl Config {
                 "xdp_frames must be a power of two, at least 64".into(),
             );
         }
-        for (i, output) in self.outputs.iter().enumerate() {
-            for t in &output.types {
-                if crate::output::sink::EventType::from_name(t).is_none() {
+        let unknown_type = |types: &[String], what: &str| {
+            types
+                .iter()
+                .find(|t| crate::output::sink::EventType::from_name(t).is_none())
+                .map(|t| {
                     let (line, column) = find_value(text, t);
-                    return Err(ConfigError::Invalid {
+                    ConfigError::Invalid {
                         path: origin.to_string(),
                         line,
                         column,
                         message: format!(
-                            "output {}: unknown event type {t:?} (alert, flow, anomaly, http, dns, tls, ssh, stats)",
-                            i + 1
+                            "{what}: unknown event type {t:?} (alert, flow, anomaly, http, dns, tls, ssh, stats)"
                         ),
-                    });
-                }
+                    }
+                })
+        };
+        if let Some(e) = unknown_type(&self.eve.types, "eve types") {
+            return Err(e);
+        }
+        for (i, output) in self.outputs.iter().enumerate() {
+            if let Some(e) = unknown_type(&output.types, &format!("output {}", i + 1)) {
+                return Err(e);
             }
             if let Err(e) = crate::output::check_url(&output.url) {
                 let (line, column) = find_value(text, &output.url);
@@ -622,6 +634,12 @@ impl Config {
             },
             ..AppLayerConfig::default()
         }
+    }
+
+    /// The event types `eve.json` takes (validated at load: unknown names never get here).
+    pub fn eve_types(&self) -> crate::output::sink::TypeSet {
+        crate::output::sink::TypeSet::from_names(&self.eve.types)
+            .unwrap_or_else(|_| crate::output::sink::TypeSet::of(&[]))
     }
 
     pub fn rotation(&self) -> crate::output::rotate::RotateConfig {

@@ -254,7 +254,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
@@ -263,7 +263,11 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         (1..=1024).contains(&workers),
         "--workers must be at least 1 and at most 1024"
     );
-    let (file_dir, outputs) = split_outputs(&args.outputs)?;
+    let (file, outputs) = split_outputs(&args.outputs)?;
+    let (file_dir, file_types) = file.map_or((None, None), |f| (Some(f.dir), f.types));
+    if let Some(types) = file_types {
+        config.eve.types = types;
+    }
     let eve_dir = args
         .eve_dir
         .clone()
@@ -346,7 +350,11 @@ fn run_daemon(args: RunArgs) -> Result<ExitCode> {
             CaptureArg::Pcap => vigil::config::CaptureMethod::Pcap,
         };
     }
-    let (file_dir, outputs) = split_outputs(&args.outputs)?;
+    let (file, outputs) = split_outputs(&args.outputs)?;
+    let (file_dir, file_types) = file.map_or((None, None), |f| (Some(f.dir), f.types));
+    if let Some(types) = file_types {
+        config.eve.types = types;
+    }
     if let Some(dir) = args.eve_dir.clone().or(file_dir) {
         config.eve.dir = dir;
     }
@@ -392,21 +400,41 @@ fn run_daemon(args: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--output` values: a `file:DIR` (the eve.json directory) and the upstream sink URLs,
-/// checked before anything starts.
-fn split_outputs(outputs: &[String]) -> Result<(Option<PathBuf>, Vec<String>)> {
-    let mut dir = None;
+/// `--output` values: a `file:DIR` (the eve.json directory, optionally `?types=…`) and the
+/// upstream sink URLs, checked before anything starts.
+fn split_outputs(outputs: &[String]) -> Result<(Option<FileOutput>, Vec<String>)> {
+    let mut file = None;
     let mut upstream = Vec::new();
     for out in outputs {
-        if let Some(path) = out.strip_prefix("file:") {
-            anyhow::ensure!(dir.is_none(), "only one --output file:DIR is supported");
-            dir = Some(PathBuf::from(path));
+        if let Some(rest) = out.strip_prefix("file:") {
+            anyhow::ensure!(file.is_none(), "only one --output file:DIR is supported");
+            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+            let mut types = None;
+            for param in query.split('&').filter(|p| !p.is_empty()) {
+                let list = param.strip_prefix("types=").with_context(|| {
+                    format!("{out}: unknown parameter {param:?} (file: takes types=)")
+                })?;
+                let names: Vec<String> = list.split(',').map(str::to_string).collect();
+                vigil::output::sink::TypeSet::from_names(&names)
+                    .map_err(|e| anyhow::anyhow!("{out}: {e}"))?;
+                types = Some(names);
+            }
+            file = Some(FileOutput {
+                dir: PathBuf::from(path),
+                types,
+            });
         } else {
             vigil::output::check_url(out).map_err(anyhow::Error::msg)?;
             upstream.push(out.clone());
         }
     }
-    Ok((dir, upstream))
+    Ok((file, upstream))
+}
+
+/// `--output file:DIR[?types=…]`.
+struct FileOutput {
+    dir: PathBuf,
+    types: Option<Vec<String>>,
 }
 
 fn list_interfaces() -> Result<ExitCode> {
@@ -588,10 +616,32 @@ fn summary(r: &ReplayReport, rules_loaded: usize) -> String {
         s.anomaly_events,
         s.anomalies_suppressed,
     ));
+    let o = &r.output;
+    let busy = o.busy.as_secs_f64();
     out.push_str(&format!(
-        "  events: {} written to {}\n",
-        r.output.events,
-        r.eve_path.display()
+        "  events: {} written to {} (output thread busy {:.3} s{}); workers waited for the output {} times ({:.1} ms)\n",
+        o.events,
+        r.eve_path.display(),
+        busy,
+        if busy > 0.0 {
+            format!(", {:.0} events/s", o.events as f64 / busy)
+        } else {
+            String::new()
+        },
+        s.output_waits,
+        s.output_wait_ns as f64 / 1e6,
     ));
+    for u in &o.upstream {
+        out.push_str(&format!(
+            "  output {}: {} events delivered, {} left in its spool, {} dropped, {} refused, {} reconnects\n",
+            u.name, u.acked, u.spool.events, u.spool.dropped, u.rejected, u.reconnects,
+        ));
+    }
+    if !o.upstream.is_empty() {
+        out.push_str(&format!(
+            "  delivery after processing: {:.3} s\n",
+            o.drain.as_secs_f64()
+        ));
+    }
     out
 }

@@ -66,6 +66,8 @@ pub struct WorkerSnapshot {
     pub seconds_since_last_packet: f64,
     /// Packets dropped between the capture thread and this worker.
     pub ring_drops: u64,
+    /// Times this worker waited on a full output queue.
+    pub output_waits: u64,
 }
 
 /// Rule set state.
@@ -92,6 +94,8 @@ pub struct OutputSnapshot {
     pub acked: u64,
     pub spooled: u64,
     pub dropped: u64,
+    /// Events the receiver refused for good (too large): skipped, not retried.
+    pub rejected: u64,
     pub reconnects: u64,
     pub spool_bytes: u64,
     pub spool_events: u64,
@@ -220,6 +224,8 @@ const FAMILIES: &[Family] = &[
         Source::Worker(|w| Value::Level(w.seconds_since_last_packet))),
     counter("vigil_worker_ring_drops_total", "Packets dropped on the way from capture to a worker.",
         Source::Worker(|w| Value::Count(w.ring_drops))),
+    counter("vigil_worker_output_waits_total", "Times a worker waited because the output thread's queue was full.",
+        Source::Worker(|w| Value::Count(w.output_waits))),
     gauge("vigil_rules_loaded", "Rules in the running rule set.",
         Source::Rules(|r| level(r.loaded))),
     gauge("vigil_rules_skipped", "Rules of the rule files that could not be loaded.",
@@ -246,6 +252,8 @@ const FAMILIES: &[Family] = &[
         Source::Output(|o| Value::Count(o.spooled))),
     counter("vigil_output_dropped_total", "Events a full spool dropped (by its policy).",
         Source::Output(|o| Value::Count(o.dropped))),
+    counter("vigil_output_rejected_total", "Events an upstream receiver refused for good (e.g. over its size limit); skipped.",
+        Source::Output(|o| Value::Count(o.rejected))),
     counter("vigil_output_reconnects_total", "Reconnections of an upstream sink.",
         Source::Output(|o| Value::Count(o.reconnects))),
     gauge("vigil_output_spool_bytes", "Bytes in a sink's disk spool.",

@@ -31,6 +31,7 @@ pub struct ReplayOptions {
 
 pub struct ReplayReport {
     pub stats: RunStats,
+    /// From start until the workers were done (the outputs may go on delivering after).
     pub elapsed: Duration,
     pub workers: usize,
     pub output: OutputReport,
@@ -61,6 +62,7 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         crate::output::start_upstreams(cfg, &opts.outputs).map_err(ReplayError::Upstream)?;
     let drain = Duration::from_secs(u64::from(cfg.spool.drain_timeout_secs));
     let writer = EveFileWriter::create_rotating(&opts.eve_dir, format, cfg.rotation())?
+        .with_file_types(cfg.eve_types())
         .with_upstreams(upstreams, drain);
     let eve_path = opts.eve_dir.join("eve.json");
 
@@ -171,7 +173,8 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         }
         Err(e) => worker_failure = Some(e.to_string()),
     }
-    stats.uptime_secs = started.elapsed().as_secs();
+    let processing = started.elapsed();
+    stats.uptime_secs = processing.as_secs();
     let _ = events_tx.send(vec![EveEvent::Stats(Box::new(stats.clone()))]);
     drop(events_tx);
     let output = output
@@ -182,7 +185,7 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
     }
     Ok(ReplayReport {
         stats,
-        elapsed: started.elapsed(),
+        elapsed: processing,
         workers,
         output,
         input_errors,

@@ -221,6 +221,9 @@ pub struct RunStats {
     pub anomalies_suppressed: u64,
     /// Events the output could not write (full ring in live mode, I/O errors).
     pub events_dropped: u64,
+    /// Times a worker found the output queue full and waited, and for how long in all.
+    pub output_waits: u64,
+    pub output_wait_ns: u64,
     pub flow_events: u64,
     pub anomaly_events: u64,
     pub alerts: u64,
@@ -248,6 +251,8 @@ impl RunStats {
         self.alerts += report.alerts;
         self.anomaly_events += report.anomaly_events;
         self.anomalies_suppressed += report.anomalies_suppressed;
+        self.output_waits += report.output_waits;
+        self.output_wait_ns += report.output_wait_ns;
     }
 }
 

@@ -5,8 +5,7 @@
 //! a temporary store, killed when the test ends.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,11 +13,16 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::stream::StorageType;
 use async_nats::ConnectOptions;
 use vigil::output::nats::{NatsAuth, NatsConfig, NatsSink};
-use vigil::output::sink::{EncodedEvent, EventType, Sink, SinkError};
+use vigil::output::open_sink;
+use vigil::output::sink::{EncodedEvent, EventType, Sink, SinkError, TypeSet};
+use vigil::output::spool::{FullPolicy, Spool};
+use vigil::output::upstream::Upstream;
 
 mod common;
 
-use common::nats::{free_port, read_stream, NatsServer, Stored};
+use common::free_port;
+use common::nats::{read_stream, stream_info, NatsServer, Stored};
+use common::pki::{Ca, Pki};
 
 // ---------------------------------------------------------------------------------------------
 // Events and what the stream holds.
@@ -53,24 +57,6 @@ fn events(boot: &str, range: std::ops::Range<u64>, pad: usize) -> Vec<EncodedEve
             }
         })
         .collect()
-}
-
-/// The stream's info only.
-fn stream_state(url: &str) -> async_nats::jetstream::stream::Info {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(20), async {
-            let client = async_nats::connect(url).await.expect("connect");
-            let js = async_nats::jetstream::new(client);
-            let mut st = js.get_stream("VIGIL").await.expect("stream");
-            st.info().await.expect("info").clone()
-        })
-        .await
-        .expect("stream info within 20 s")
-    })
 }
 
 /// Asserts the stream holds each of `expected` exactly once, on its subject, byte for byte.
@@ -121,7 +107,9 @@ fn connect_with_retries(sink: &mut NatsSink, within: Duration) -> usize {
         attempts += 1;
         match sink.connect() {
             Ok(()) => return attempts,
-            Err(SinkError::Refused { reason, .. }) => panic!("refused: {reason}"),
+            Err(SinkError::Refused { reason, .. } | SinkError::Rejected { reason, .. }) => {
+                panic!("refused: {reason}")
+            }
             Err(SinkError::Unavailable { reason, .. }) => {
                 assert!(
                     Instant::now() < deadline,
@@ -136,9 +124,7 @@ fn connect_with_retries(sink: &mut NatsSink, within: Duration) -> usize {
 fn refusal(result: Result<(), SinkError>) -> String {
     match result {
         Err(SinkError::Refused { reason, .. }) => reason,
-        Err(SinkError::Unavailable { reason, .. }) => {
-            panic!("expected Refused, got Unavailable: {reason}")
-        }
+        Err(e) => panic!("expected Refused, got {e:?}"),
         Ok(()) => panic!("expected Refused, got a connection"),
     }
 }
@@ -354,7 +340,7 @@ fn receiver_killed_and_restarted_loses_and_duplicates_nothing() {
             restarted = true;
         }
         let attempts = connect_with_retries(&mut s, Duration::from_secs(30));
-        let info = stream_state(&server.url());
+        let info = stream_info(&server.url(), "VIGIL");
         eprintln!(
             "receiver restart: reconnected after {attempts} attempt(s); {} acknowledged, the \
              stream holds {} (stored, not acknowledged: {})",
@@ -415,7 +401,7 @@ fn an_idle_connection_dropped_as_stale_does_not_lose_events() {
 }
 
 #[test]
-fn an_event_over_max_payload_is_named_and_the_ones_before_it_taken() {
+fn an_event_over_max_payload_is_refused_for_good_and_skipped() {
     let dir = tempfile::tempdir().expect("tempdir");
     let conf = dir.path().join("nats.conf");
     std::fs::write(&conf, "max_payload: 4096\n").expect("write");
@@ -424,15 +410,41 @@ fn an_event_over_max_payload_is_named_and_the_ones_before_it_taken() {
     s.connect().expect("connect");
     let mut evs = events("boot10", 0..20, 100);
     evs[12] = events("boot10", 12..13, 5000).remove(0);
-    assert_eq!(s.send(&evs).expect("the first 12"), 12);
-    // As the caller does after a short send: reconnect, then re-send from the first not taken.
-    s.connect().expect("reconnect");
-    match s.send(&evs[12..]) {
-        Err(SinkError::Unavailable { reason, .. }) => {
-            assert!(reason.contains("max_payload"), "{reason}")
+    match s.send(&evs) {
+        Err(SinkError::Rejected { reason, taken, .. }) => {
+            assert_eq!(taken, 12);
+            assert!(reason.contains("max_payload"), "{reason}");
+            assert!(reason.contains(&evs[12].id), "{reason}");
         }
-        other => panic!("expected Unavailable, got {other:?}"),
+        other => panic!("expected Rejected, got {other:?}"),
     }
+    // The connection stays: the events after the refused one go on it.
+    assert_eq!(s.send(&evs[13..]).expect("the rest"), 7);
+    assert_eq!(stream_info(&server.url(), "VIGIL").state.messages, 19);
+
+    // The sender skips it, counts it and delivers the rest.
+    let up = Upstream::start(
+        open_sink(&format!("{}/vigil?sensor=ids11", server.url())).expect("sink"),
+        Spool::open(&dir.path().join("spool"), 1 << 20, FullPolicy::DropOldest).expect("spool"),
+        TypeSet::of(&[]),
+        4,
+    )
+    .expect("upstream");
+    let evs = {
+        let mut evs = events("boot11", 0..20, 100);
+        evs[5] = events("boot11", 5..6, 5000).remove(0);
+        evs
+    };
+    up.offer(&evs);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while up.status().acked + up.status().rejected < 20 {
+        assert!(Instant::now() < deadline, "{:?}", up.status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = up.finish(Duration::from_secs(5));
+    assert_eq!((status.acked, status.rejected), (19, 1), "{status:?}");
+    assert_eq!(status.spool.events, 0);
+    assert_eq!(stream_info(&server.url(), "VIGIL").state.messages, 38);
 }
 
 #[test]
@@ -527,78 +539,41 @@ fn nkey_seed_file_authenticates() {
     send_all(&mut s, &events("boot9", 0..10, 10), 10);
 }
 
-struct Pki {
-    dir: PathBuf,
+/// The test CA's files, and a CA that signed nothing the servers use.
+fn pki(dir: &Path) -> (Pki, String) {
+    let pki = Pki::write(dir, "n", &Ca::new("Vigil test CA"));
+    let other = Pki::write(dir, "other", &Ca::new("Somebody else's CA"));
+    (pki, other.ca.display().to_string())
 }
 
-impl Pki {
-    /// A CA, a server certificate for 127.0.0.1 and localhost, a client certificate, and an
-    /// unrelated CA, as PEM files in `dir`.
-    fn new(dir: &Path) -> Pki {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
-        let ca = |name: &str| {
-            let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.distinguished_name.push(DnType::CommonName, name);
-            let key = KeyPair::generate().expect("key");
-            rcgen::CertifiedIssuer::self_signed(params, key).expect("CA")
-        };
-        let issuer = ca("Vigil test CA");
-        let other = ca("Somebody else's CA");
-        let write = |name: &str, pem: String| std::fs::write(dir.join(name), pem).expect("write");
-        write("ca.pem", issuer.pem());
-        write("other-ca.pem", other.pem());
-
-        let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        params.distinguished_name.push(DnType::CommonName, "nats");
-        let key = KeyPair::generate().expect("key");
-        let cert = params.signed_by(&key, &issuer).expect("server cert");
-        write("server.pem", cert.pem());
-        write("server-key.pem", key.serialize_pem());
-
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.distinguished_name.push(DnType::CommonName, "ids05");
-        let key = KeyPair::generate().expect("key");
-        let cert = params.signed_by(&key, &issuer).expect("client cert");
-        write("client.pem", cert.pem());
-        write("client-key.pem", key.serialize_pem());
-        Pki {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
+fn path(p: &Path) -> String {
+    p.display().to_string()
 }
 
 #[test]
 fn tls_verified_against_the_ca_and_refused_otherwise() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pki = Pki::new(dir.path());
+    let (pki, other_ca) = pki(dir.path());
     let server = NatsServer::start(
         dir.path(),
         &[
             "--tls",
             "--tlscert",
-            &pki.path("server.pem"),
+            &path(&pki.server_cert),
             "--tlskey",
-            &pki.path("server-key.pem"),
+            &path(&pki.server_key),
         ],
     );
     let base = format!("{}/vigil?sensor=ids05", server.url());
 
-    let mut s = sink(&format!("{base}&ca={}", pki.path("ca.pem")));
+    let mut s = sink(&format!("{base}&ca={}", path(&pki.ca)));
     assert!(s.config().tls.required, "ca= implies TLS");
     assert_eq!(s.name(), format!("tls://127.0.0.1:{}/vigil", server.port));
     s.connect().expect("TLS verified against our CA");
     let evs = events("boot6", 0..100, 10);
     send_all(&mut s, &evs, 100);
 
-    let reason = refusal(sink(&format!("{base}&ca={}", pki.path("other-ca.pem"))).connect());
+    let reason = refusal(sink(&format!("{base}&ca={}", other_ca)).connect());
     assert!(reason.starts_with("TLS"), "{reason}");
     assert!(reason.contains("UnknownIssuer"), "{reason}");
     // The system roots do not know our test CA either; the server asks for TLS.
@@ -612,7 +587,7 @@ fn tls_verified_against_the_ca_and_refused_otherwise() {
 
 fn rustls_server_read_options(pki: &Pki) -> ConnectOptions {
     ConnectOptions::new()
-        .add_root_certificates(PathBuf::from(pki.path("ca.pem")))
+        .add_root_certificates(pki.ca.clone())
         .require_tls(true)
 }
 
@@ -636,31 +611,31 @@ fn tls_required_by_the_sink_is_refused_by_a_plaintext_server() {
 #[test]
 fn client_certificate_required_by_the_server() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pki = Pki::new(dir.path());
+    let (pki, _) = pki(dir.path());
     let server = NatsServer::start(
         dir.path(),
         &[
             "--tlsverify",
             "--tlscert",
-            &pki.path("server.pem"),
+            &path(&pki.server_cert),
             "--tlskey",
-            &pki.path("server-key.pem"),
+            &path(&pki.server_key),
             "--tlscacert",
-            &pki.path("ca.pem"),
+            &path(&pki.ca),
         ],
     );
     let base = format!(
         "{}/vigil?sensor=ids05&ca={}",
         server.url(),
-        pki.path("ca.pem")
+        path(&pki.ca)
     );
     let reason = refusal(sink(&base).connect());
     assert!(reason.starts_with("TLS"), "{reason}");
 
     let mut s = sink(&format!(
         "{base}&cert={}&key={}",
-        pki.path("client.pem"),
-        pki.path("client-key.pem")
+        path(&pki.client_cert),
+        path(&pki.client_key)
     ));
     s.connect().expect("accepted with the client certificate");
     send_all(&mut s, &events("boot7", 0..10, 10), 10);
@@ -768,6 +743,6 @@ fn throughput_100k_events_of_1kib_in_batches_of_256() {
         n / secs,
         n * avg as f64 / secs / 1e6
     );
-    let info = stream_state(&server.url());
+    let info = stream_info(&server.url(), "VIGIL");
     assert_eq!(info.state.messages, 100_000);
 }

@@ -122,6 +122,7 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         crate::output::start_upstreams(&config, &opts.outputs).map_err(DaemonError::Setup)?;
     let drain = Duration::from_secs(u64::from(config.spool.drain_timeout_secs));
     let writer = EveFileWriter::create_rotating(&config.eve.dir, format, config.rotation())?
+        .with_file_types(config.eve_types())
         .with_counters(Arc::clone(&output_counters))
         .with_upstreams(upstreams, drain);
     // Capabilities are per thread: drop before any other thread exists.
@@ -434,6 +435,7 @@ fn metrics_snapshot(
             acked: u.acked,
             spooled: u.spool.spooled,
             dropped: u.spool.dropped,
+            rejected: u.rejected,
             reconnects: u.reconnects,
             spool_bytes: u.spool.bytes,
             spool_events: u.spool.events,
@@ -462,6 +464,7 @@ fn metrics_snapshot(
             alerts_by_severity: s.report.alerts_by_severity,
             seconds_since_last_packet: s.idle_secs,
             ring_drops: s.ring_drops,
+            output_waits: s.report.output_waits,
         });
         for src in &s.sources {
             snap.captures.push(CaptureSnapshot {

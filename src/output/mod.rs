@@ -39,6 +39,11 @@ pub enum OutputError {
 pub struct OutputReport {
     pub events: u64,
     pub bytes: u64,
+    /// Time the output thread spent rendering, writing and handing events to the upstream
+    /// sinks (not waiting for events): its capacity is `events / busy`.
+    pub busy: Duration,
+    /// Time spent at the end letting the upstream sinks deliver what was left.
+    pub drain: Duration,
     /// Each upstream sink at the end of the run.
     pub upstream: Vec<upstream::UpstreamStatus>,
 }
@@ -75,6 +80,8 @@ pub struct EveFileWriter {
     next_id: u64,
     /// How long the upstreams may go on delivering at the end before the rest stays spooled.
     drain_timeout: Duration,
+    /// The event types written to the file (the upstreams filter their own).
+    file_types: sink::TypeSet,
 }
 
 impl EveFileWriter {
@@ -110,6 +117,7 @@ impl EveFileWriter {
             boot_id: boot_id(),
             next_id: 0,
             drain_timeout: Duration::from_secs(10),
+            file_types: sink::TypeSet::of(&[]),
         })
     }
 
@@ -124,6 +132,12 @@ impl EveFileWriter {
         self
     }
 
+    /// Writes only these event types to the file.
+    pub fn with_file_types(mut self, types: sink::TypeSet) -> EveFileWriter {
+        self.file_types = types;
+        self
+    }
+
     /// Publishes what is written into `counters`, once per event batch.
     pub fn with_counters(mut self, counters: Arc<OutputCounters>) -> EveFileWriter {
         self.counters = Some(counters);
@@ -131,6 +145,10 @@ impl EveFileWriter {
     }
 
     pub fn write(&mut self, ev: &EveEvent) -> Result<(), OutputError> {
+        let to_file = self.file_types.contains(ev.event_type());
+        if !to_file && self.upstreams.is_empty() {
+            return Ok(());
+        }
         self.line.clear();
         write_event(ev, &self.format, &mut self.line)?;
         if !self.upstreams.is_empty() {
@@ -141,6 +159,9 @@ impl EveFileWriter {
                 json: self.line[..self.line.len().saturating_sub(1)].to_vec(),
             });
             self.next_id += 1;
+        }
+        if !to_file {
+            return Ok(());
         }
         self.out
             .write_all(&self.line)
@@ -163,6 +184,7 @@ impl EveFileWriter {
         self.out
             .finish()
             .map_err(|source| OutputError::Write { path, source })?;
+        let drain_started = Instant::now();
         for up in self.upstreams.drain(..) {
             let status = up.finish(self.drain_timeout);
             let left = status.spool.events;
@@ -175,6 +197,7 @@ impl EveFileWriter {
             }
             self.report.upstream.push(status);
         }
+        self.report.drain = drain_started.elapsed();
         Ok(self.report)
     }
 
@@ -205,11 +228,13 @@ impl EveFileWriter {
             }
             match rx.recv_timeout(FLUSH_INTERVAL) {
                 Ok(batch) => {
+                    let busy_since = Instant::now();
                     let (events, bytes) = (self.report.events, self.report.bytes);
                     for ev in &batch {
                         self.write(ev)?;
                     }
                     self.offer_upstream();
+                    self.report.busy += busy_since.elapsed();
                     if let Some(c) = &self.counters {
                         c.events
                             .fetch_add(self.report.events - events, Ordering::Relaxed);
@@ -265,8 +290,40 @@ fn boot_id() -> String {
         })
 }
 
+/// Takes Vigil's own `types=alert,flow,…` parameter out of an output URL (or `file:DIR`):
+/// the URL the sink sees, and the types (all when not given).
+pub fn split_types(url: &str) -> Result<(String, sink::TypeSet), String> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), sink::TypeSet::of(&[])));
+    };
+    let mut types = None;
+    let mut rest = Vec::new();
+    for param in query.split('&') {
+        match param.strip_prefix("types=") {
+            Some(list) => {
+                if types.is_some() {
+                    return Err(format!("{url}: types= given twice"));
+                }
+                let names: Vec<&str> = list.split(',').filter(|n| !n.is_empty()).collect();
+                if names.is_empty() {
+                    return Err(format!("{url}: types= lists no event type"));
+                }
+                types = Some(sink::TypeSet::from_names(&names).map_err(|e| format!("{url}: {e}"))?);
+            }
+            None => rest.push(param),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, types.unwrap_or_else(|| sink::TypeSet::of(&[]))))
+}
+
 /// Checks an upstream sink URL without opening anything (config validation).
 pub fn check_url(url: &str) -> Result<(), String> {
+    let (url, _) = split_types(url)?;
     match url.split_once("://").map(|(scheme, _)| scheme) {
         Some("syslog+tls") | Some("nats") => Ok(()),
         _ => Err(format!(
@@ -295,30 +352,25 @@ pub fn start_upstreams(
     config: &crate::config::Config,
     extra: &[String],
 ) -> Result<Vec<upstream::Upstream>, String> {
-    let mut wanted: Vec<(String, Vec<sink::EventType>)> = config
-        .outputs
-        .iter()
-        .map(|o| {
-            let types = o
-                .types
-                .iter()
-                .filter_map(|t| sink::EventType::from_name(t))
-                .collect();
-            (o.url.clone(), types)
-        })
-        .collect();
-    wanted.extend(extra.iter().map(|u| (u.clone(), Vec::new())));
+    let mut wanted: Vec<(String, sink::TypeSet)> = Vec::new();
+    for o in &config.outputs {
+        let (url, from_url) = split_types(&o.url)?;
+        let types = if o.types.is_empty() {
+            from_url
+        } else {
+            sink::TypeSet::from_names(&o.types)?
+        };
+        wanted.push((url, types));
+    }
+    for u in extra {
+        wanted.push(split_types(u)?);
+    }
     let policy = match config.spool.policy {
         crate::config::SpoolPolicy::DropOldest => spool::FullPolicy::DropOldest,
         crate::config::SpoolPolicy::DropNewest => spool::FullPolicy::DropNewest,
     };
     let mut started = Vec::with_capacity(wanted.len());
     for (url, types) in wanted {
-        let types = if types.is_empty() {
-            sink::EventType::ALL.to_vec()
-        } else {
-            types
-        };
         let sink = open_sink(&url)?;
         let dir = config.spool.dir.join(spool_dir_name(&url));
         let spool =
@@ -330,7 +382,7 @@ pub fn start_upstreams(
                 "delivering events spooled by an earlier run first"
             );
         }
-        let up = upstream::Upstream::start(sink, spool, &types, config.spool.queue_batches)
+        let up = upstream::Upstream::start(sink, spool, types, config.spool.queue_batches)
             .map_err(|e| format!("{url}: cannot start its sender: {e}"))?;
         started.push(up);
     }

@@ -978,6 +978,14 @@ async fn create_stream(
     }
 }
 
+/// Why a batch stopped short.
+enum Stop {
+    /// The connection or the server failed: reconnect and send again.
+    Failed(String),
+    /// The next event can never be published (over the server's max_payload).
+    Rejected(String),
+}
+
 /// Publishes `events` pipelined and returns how many leading ones were acknowledged, with the
 /// reason it stopped short.
 async fn publish_batch(
@@ -987,7 +995,7 @@ async fn publish_batch(
     events: &[EncodedEvent],
     timeout: Duration,
     disconnects: &mut watch::Receiver<u64>,
-) -> (usize, Option<String>) {
+) -> (usize, Option<Stop>) {
     let mut deadline = Instant::now() + timeout;
     disconnects.borrow_and_update();
     // Nothing ran the connection since the last send: let it read what arrived meanwhile (a
@@ -1011,26 +1019,26 @@ async fn publish_batch(
                 .expected_stream(stream);
             let size = ev.json.len() + ev.id.len() + stream.len() + 64;
             if max_payload > 0 && size > max_payload {
-                publish_failure = Some(format!(
+                publish_failure = Some(Stop::Rejected(format!(
                     "event {} is {} bytes, over the server's max_payload of {max_payload} \
                      bytes: raise max_payload on the server",
                     ev.id,
                     ev.json.len()
-                ));
+                )));
                 break;
             }
             let Some(subject) = subjects.get(ev.event_type as usize).cloned() else {
-                publish_failure = Some(format!("no subject for {:?}", ev.event_type));
+                publish_failure = Some(Stop::Failed(format!("no subject for {:?}", ev.event_type)));
                 break;
             };
             match tokio::time::timeout_at(deadline, js.send_publish(subject, message)).await {
                 Ok(Ok(ack)) => pending.push(ack.into_future()),
                 Ok(Err(e)) => {
-                    publish_failure = Some(format!("publish failed: {e}"));
+                    publish_failure = Some(Stop::Failed(format!("publish failed: {e}")));
                     break;
                 }
                 Err(_) => {
-                    publish_failure = Some("timed out writing publishes".to_string());
+                    publish_failure = Some(Stop::Failed("timed out writing publishes".to_string()));
                     break;
                 }
             }
@@ -1068,16 +1076,16 @@ async fn publish_batch(
                         PublishErrorKind::BrokenPipe => "connection closed".to_string(),
                         _ => format!("not acknowledged: {e}"),
                     };
-                    return (acked, Some(reason));
+                    return (acked, Some(Stop::Failed(reason)));
                 }
                 Err(()) => {
                     return (
                         acked,
-                        Some(if lost {
+                        Some(Stop::Failed(if lost {
                             "connection lost; acknowledgements still pending given up".to_string()
                         } else {
                             format!("no acknowledgement within {timeout:?}")
-                        }),
+                        })),
                     );
                 }
             }
@@ -1182,8 +1190,17 @@ impl Sink for NatsSink {
             timeout,
             &mut conn.disconnects,
         ));
-        let Some(reason) = failure else {
-            return Ok(acked);
+        let reason = match failure {
+            None => return Ok(acked),
+            // The connection is fine: only that event cannot go.
+            Some(Stop::Rejected(reason)) => {
+                return Err(SinkError::Rejected {
+                    sink: self.name.clone(),
+                    reason,
+                    taken: acked,
+                })
+            }
+            Some(Stop::Failed(reason)) => reason,
         };
         // The caller reconnects before it re-sends; whatever is pending here goes with it.
         self.conn = None;

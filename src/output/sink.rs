@@ -50,6 +50,41 @@ impl EventType {
     }
 }
 
+/// The event types an output takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeSet([bool; EventType::ALL.len()]);
+
+impl TypeSet {
+    /// These types; none listed means all.
+    pub fn of(types: &[EventType]) -> TypeSet {
+        let mut set = [types.is_empty(); EventType::ALL.len()];
+        for t in types {
+            set[*t as usize] = true;
+        }
+        TypeSet(set)
+    }
+
+    /// From EVE type names (`"alert"`, …); none means all.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<TypeSet, String> {
+        let types = names
+            .iter()
+            .map(|n| {
+                let n = n.as_ref();
+                EventType::from_name(n).ok_or_else(|| {
+                    format!(
+                        "unknown event type {n:?} (alert, flow, anomaly, http, dns, tls, ssh, stats)"
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TypeSet::of(&types))
+    }
+
+    pub fn contains(&self, t: EventType) -> bool {
+        self.0[t as usize]
+    }
+}
+
 /// One rendered event on its way upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedEvent {
@@ -74,6 +109,14 @@ pub enum SinkError {
     /// (certificate, authentication): retried with the longest backoff, and said loudly.
     #[error("{sink}: {reason}")]
     Refused { sink: String, reason: String },
+    /// The receiver took the first `taken` events and refuses the next one for good (too
+    /// large, say): it is logged, counted and skipped; the connection stays.
+    #[error("{sink}: {reason}")]
+    Rejected {
+        sink: String,
+        reason: String,
+        taken: usize,
+    },
 }
 
 /// A destination for events. Implementations hold their connection and reconnect when asked.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use super::sink::{EncodedEvent, EventType, Sink, SinkError};
+use super::sink::{EncodedEvent, Sink, SinkError, TypeSet};
 use super::spool::{Chunk, Spool, SpoolStats};
 
 /// Events per `Sink::send` call.
@@ -33,6 +33,8 @@ pub struct SinkCounters {
     pub bytes: AtomicU64,
     pub reconnects: AtomicU64,
     pub errors: AtomicU64,
+    /// Events the receiver refused for good (skipped, not retried).
+    pub rejected: AtomicU64,
     /// Nanoseconds between the newest acknowledged event's time and its acknowledgement.
     pub lag_ns: AtomicU64,
 }
@@ -46,6 +48,7 @@ pub struct UpstreamStatus {
     pub bytes: u64,
     pub reconnects: u64,
     pub errors: u64,
+    pub rejected: u64,
     pub lag_secs: f64,
     pub queued_batches: u64,
     pub spool: SpoolStats,
@@ -70,7 +73,7 @@ struct Shared {
 
 pub struct Upstream {
     name: String,
-    types: [bool; EventType::ALL.len()],
+    types: TypeSet,
     queue: Sender<Vec<EncodedEvent>>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
@@ -82,16 +85,10 @@ impl Upstream {
     pub fn start(
         sink: Box<dyn Sink>,
         spool: Spool,
-        types: &[EventType],
+        types: TypeSet,
         queue_batches: usize,
     ) -> std::io::Result<Upstream> {
         let name = sink.name().to_string();
-        let mut wanted = [false; EventType::ALL.len()];
-        for t in types {
-            if let Some(i) = EventType::ALL.iter().position(|x| x == t) {
-                wanted[i] = true;
-            }
-        }
         let active = !spool.is_empty();
         let shared = Arc::new(Shared {
             spool: Mutex::new(SpoolState { spool, active }),
@@ -111,7 +108,7 @@ impl Upstream {
             .spawn(move || delivery.run())?;
         Ok(Upstream {
             name,
-            types: wanted,
+            types,
             queue,
             shared,
             thread: Some(thread),
@@ -126,12 +123,7 @@ impl Upstream {
     pub fn offer(&self, events: &[EncodedEvent]) {
         let mine: Vec<EncodedEvent> = events
             .iter()
-            .filter(|e| {
-                EventType::ALL
-                    .iter()
-                    .position(|t| *t == e.event_type)
-                    .is_some_and(|i| self.types[i])
-            })
+            .filter(|e| self.types.contains(e.event_type))
             .cloned()
             .collect();
         if mine.is_empty() {
@@ -166,6 +158,7 @@ impl Upstream {
             bytes: c.bytes.load(Ordering::Relaxed),
             reconnects: c.reconnects.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
             lag_secs: c.lag_ns.load(Ordering::Relaxed) as f64 / 1e9,
             queued_batches: self.queue.len() as u64,
             spool,
@@ -275,26 +268,23 @@ impl Delivery {
             match self.sink.send(&pending[..n]) {
                 Ok(taken) => {
                     let taken = taken.min(n);
-                    c.acked.fetch_add(taken as u64, Ordering::Relaxed);
-                    c.bytes.fetch_add(
-                        pending[..taken].iter().map(|e| e.json.len() as u64).sum(),
-                        Ordering::Relaxed,
-                    );
-                    if let Some(last) = pending[..taken].last() {
-                        c.lag_ns
-                            .store(unix_now_ns().saturating_sub(last.ts_ns), Ordering::Relaxed);
-                    }
-                    pending.drain(..taken);
+                    self.taken(&mut pending, taken);
                     if taken < n {
                         connected = false;
                         self.shared.connected.store(false, Ordering::Relaxed);
                     }
-                    if pending.is_empty() {
-                        if let Origin::Spool(chunk) = std::mem::replace(&mut origin, Origin::Queue)
-                        {
-                            self.advance(&chunk, &name);
-                        }
-                    }
+                }
+                Err(SinkError::Rejected { reason, taken, .. }) if taken < n => {
+                    self.taken(&mut pending, taken);
+                    let refused = pending.remove(0);
+                    c.rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        sink = %name,
+                        event = %refused.id,
+                        event_type = refused.event_type.name(),
+                        %reason,
+                        "event refused by the receiver for good; skipped"
+                    );
                 }
                 Err(e) => {
                     c.errors.fetch_add(1, Ordering::Relaxed);
@@ -303,8 +293,28 @@ impl Delivery {
                     self.shared.connected.store(false, Ordering::Relaxed);
                 }
             }
+            if pending.is_empty() {
+                if let Origin::Spool(chunk) = std::mem::replace(&mut origin, Origin::Queue) {
+                    self.advance(&chunk, &name);
+                }
+            }
         }
         self.shared.connected.store(false, Ordering::Relaxed);
+    }
+
+    /// The receiver took the first `taken` pending events.
+    fn taken(&self, pending: &mut Vec<EncodedEvent>, taken: usize) {
+        let c = &self.shared.counters;
+        c.acked.fetch_add(taken as u64, Ordering::Relaxed);
+        c.bytes.fetch_add(
+            pending[..taken].iter().map(|e| e.json.len() as u64).sum(),
+            Ordering::Relaxed,
+        );
+        if let Some(last) = pending[..taken].last() {
+            c.lag_ns
+                .store(unix_now_ns().saturating_sub(last.ts_ns), Ordering::Relaxed);
+        }
+        pending.drain(..taken);
     }
 
     /// The queue first (older), then the spool; waits briefly when both are empty.

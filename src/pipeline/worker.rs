@@ -1,7 +1,7 @@
 //! A worker: owns a flow table with each flow's application-layer state, and turns its packets
 //! into flow, protocol and anomaly events.
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use vigil_parsers::app::{AppProto, AppRecord, Direction};
 
 use super::batch::{Batch, Slot, SlotKind};
@@ -32,6 +32,10 @@ pub struct WorkerReport {
     pub flow_events: u64,
     pub alerts: u64,
     pub alerts_by_severity: [u64; 4],
+    /// Times this worker found the output queue full and waited for the output thread, and
+    /// for how long in all: zero while the outputs keep up.
+    pub output_waits: u64,
+    pub output_wait_ns: u64,
 }
 
 pub struct Worker {
@@ -449,6 +453,11 @@ impl Worker {
         }
         let events = std::mem::take(&mut self.events);
         // The output thread only goes away when the run is being torn down after an error.
-        let _ = self.events_tx.send(events);
+        if let Err(TrySendError::Full(events)) = self.events_tx.try_send(events) {
+            let started = std::time::Instant::now();
+            let _ = self.events_tx.send(events);
+            self.report.output_waits += 1;
+            self.report.output_wait_ns += started.elapsed().as_nanos() as u64;
+        }
     }
 }

@@ -3,8 +3,12 @@
 #![allow(dead_code)]
 
 pub mod nats;
+pub mod pki;
+pub mod rsyslog;
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -259,4 +263,20 @@ pub fn schema_violations(events: &[Value]) -> Vec<(Vec<String>, Value)> {
             (!errors.is_empty()).then(|| (errors, ev.clone()))
         })
         .collect()
+}
+
+/// A free loopback port below the ephemeral range (32768 and up on Linux), so that no
+/// outgoing connection of another test takes it between this check and rsyslogd's bind.
+pub fn free_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id()
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed) * 7_919);
+    for k in 0..1000u32 {
+        let port = 20_000 + (seed.wrapping_add(k * 104_729) % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000");
 }

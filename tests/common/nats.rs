@@ -3,12 +3,14 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::ConnectOptions;
+
+use super::free_port;
 
 // ---------------------------------------------------------------------------------------------
 // A nats-server of our own.
@@ -28,13 +30,6 @@ pub fn nats_server_bin() -> PathBuf {
                  server; run appliance/install-deps.sh (Debian package nats-server)"
             )
         })
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 pub struct NatsServer {
@@ -186,5 +181,23 @@ pub fn read_stream(
         })
         .await
         .expect("stream read back within 60 s")
+    })
+}
+
+/// A stream's info (message count, bytes) without reading its messages.
+pub fn stream_info(url: &str, stream: &str) -> async_nats::jetstream::stream::Info {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            let client = async_nats::connect(url).await.expect("connect");
+            let js = async_nats::jetstream::new(client);
+            let mut st = js.get_stream(stream).await.expect("stream");
+            st.info().await.expect("info").clone()
+        })
+        .await
+        .expect("stream info within 20 s")
     })
 }

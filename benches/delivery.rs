@@ -58,7 +58,9 @@ fn parse_args() -> Args {
         events: 500_000,
         rate: 100_000.0,
         pcap: None,
-        only: ["file", "spool", "nats", "syslog"].map(String::from).to_vec(),
+        only: ["file", "spool", "nats", "syslog"]
+            .map(String::from)
+            .to_vec(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -89,7 +91,11 @@ fn main() {
         Some(p) => p.clone(),
         None => event_heavy_pcap(dir.path()),
     };
-    println!("# Delivery benchmark: {} events, pcap {}", args.events, pcap.display());
+    println!(
+        "# Delivery benchmark: {} events, pcap {}",
+        args.events,
+        pcap.display()
+    );
 
     let eve_dir = dir.path().join("file");
     let file = replay_file_sink(&pcap, &eve_dir, 3);
@@ -147,7 +153,11 @@ fn main() {
             let url = format!("{}/vigil?sensor=bench", server.url());
             let run = deliver(&sub, &url, &events, rate, None);
             let stored = stream_info(&server.url(), "VIGIL").state.messages;
-            assert_eq!(stored, events.len() as u64, "NATS stream holds every event once");
+            assert_eq!(
+                stored,
+                events.len() as u64,
+                "NATS stream holds every event once"
+            );
             rows.push(run.row("NATS JetStream", stored));
         }
     }
@@ -218,7 +228,8 @@ fn replay_file_sink(pcap: &Path, eve_dir: &Path, runs: usize) -> FileRun {
             .unwrap_or_else(|| panic!("no events line in: {text}"));
         // "events: N written to PATH (output thread busy S s, E events/s); workers waited W times (M ms)"
         let num_after = |key: &str| -> f64 {
-            let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len()..];
+            let rest =
+                &line[line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len()..];
             rest.trim_start()
                 .split(|c: char| !(c.is_ascii_digit() || c == '.'))
                 .next()
@@ -228,7 +239,7 @@ fn replay_file_sink(pcap: &Path, eve_dir: &Path, runs: usize) -> FileRun {
         let run = FileRun {
             events: num_after("events:") as u64,
             busy_secs: num_after("busy"),
-            waits: num_after("waited") as u64,
+            waits: num_after("waited for the output") as u64,
         };
         eprintln!("file: {line}");
         if best.as_ref().is_none_or(|b| run.busy_secs < b.busy_secs) {
@@ -381,7 +392,10 @@ fn deliver(
         if up.status().acked >= events.len() as u64 {
             break Instant::now();
         }
-        assert!(Instant::now() < limit, "{url}: not all acknowledged in 10 min");
+        assert!(
+            Instant::now() < limit,
+            "{url}: not all acknowledged in 10 min"
+        );
         std::thread::sleep(Duration::from_millis(2));
     };
     let arrived_at = match receiver_has_all {
@@ -390,7 +404,10 @@ fn deliver(
             if has_all() {
                 break Instant::now();
             }
-            assert!(Instant::now() < limit, "{url}: the receiver lacks events after 10 min");
+            assert!(
+                Instant::now() < limit,
+                "{url}: the receiver lacks events after 10 min"
+            );
             std::thread::sleep(Duration::from_millis(20));
         },
     };
@@ -424,7 +441,9 @@ impl LineCounter {
     fn count(&self) -> usize {
         if let Ok(mut f) = std::fs::File::open(&self.path) {
             let mut added = Vec::new();
-            if f.seek(SeekFrom::Start(self.offset.get())).is_ok() && f.read_to_end(&mut added).is_ok() {
+            if f.seek(SeekFrom::Start(self.offset.get())).is_ok()
+                && f.read_to_end(&mut added).is_ok()
+            {
                 self.offset.set(self.offset.get() + added.len() as u64);
                 self.lines
                     .set(self.lines.get() + added.iter().filter(|&&c| c == b'\n').count());

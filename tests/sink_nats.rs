@@ -624,11 +624,7 @@ fn client_certificate_required_by_the_server() {
             &path(&pki.ca),
         ],
     );
-    let base = format!(
-        "{}/vigil?sensor=ids05&ca={}",
-        server.url(),
-        path(&pki.ca)
-    );
+    let base = format!("{}/vigil?sensor=ids05&ca={}", server.url(), path(&pki.ca));
     let reason = refusal(sink(&base).connect());
     assert!(reason.starts_with("TLS"), "{reason}");
 

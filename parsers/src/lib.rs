@@ -9,6 +9,7 @@ pub mod decode;
 pub mod defrag;
 pub mod packet;
 pub mod stream;
+pub mod text;
 
 pub use decode::{decode, decode_ip, LinkType, ETHER_8023_LENGTH_FRAME, MAX_TUNNEL_DEPTH};
 pub use defrag::{DefragConfig, DefragOutcome, DefragStats, Defragmenter};

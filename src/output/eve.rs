@@ -7,12 +7,14 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use vigil_parsers::{TunnelContext, TunnelKind, MAX_VLANS};
 
-use super::time::eve_timestamp_string;
+use super::time::{eve_time, EveTime};
 use crate::flow::key::CommunityTuple;
 use crate::flow::key::{PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
 use crate::flow::{community_id_v1, FlowRecord};
 use crate::stats::RunStats;
+use std::borrow::Cow;
 use vigil_parsers::app::{AppProto, AppRecord};
+use vigil_parsers::text::{eve_addr, AddrStr, InlineStr};
 
 /// A decoder anomaly seen on one packet.
 #[derive(Debug, Clone, Copy)]
@@ -142,46 +144,40 @@ pub struct EveFormat {
     pub files: Vec<String>,
 }
 
-pub fn proto_name(proto: u8) -> String {
-    match proto {
-        PROTO_TCP => "TCP".into(),
-        PROTO_UDP => "UDP".into(),
-        PROTO_ICMP => "ICMP".into(),
-        PROTO_ICMPV6 => "IPv6-ICMP".into(),
-        PROTO_SCTP => "SCTP".into(),
-        4 => "IPv4".into(),
-        41 => "IPv6".into(),
-        47 => "GRE".into(),
-        50 => "ESP".into(),
-        51 => "AH".into(),
-        other => other.to_string(),
-    }
+pub fn proto_name(proto: u8) -> Cow<'static, str> {
+    Cow::Borrowed(match proto {
+        PROTO_TCP => "TCP",
+        PROTO_UDP => "UDP",
+        PROTO_ICMP => "ICMP",
+        PROTO_ICMPV6 => "IPv6-ICMP",
+        PROTO_SCTP => "SCTP",
+        4 => "IPv4",
+        41 => "IPv6",
+        47 => "GRE",
+        50 => "ESP",
+        51 => "AH",
+        other => return Cow::Owned(other.to_string()),
+    })
 }
 
 /// An address as Suricata writes it: IPv4 dotted, IPv6 as eight zero-padded groups
 /// (`2001:0db8:0000:…`), so SIEM content that matches Suricata's strings matches Vigil's.
-pub fn eve_ip(addr: &IpAddr) -> String {
+pub fn eve_ip(addr: &IpAddr) -> AddrStr {
     match addr {
-        IpAddr::V4(a) => a.to_string(),
-        IpAddr::V6(a) => {
-            let g = a.segments();
-            format!(
-                "{:04x}:{:04x}:{:04x}:{:04x}:{:04x}:{:04x}:{:04x}:{:04x}",
-                g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]
-            )
-        }
+        IpAddr::V4(a) => eve_addr(&a.octets()),
+        IpAddr::V6(a) => eve_addr(&a.octets()),
     }
 }
 
 #[derive(Serialize)]
 struct TunnelJson {
-    src_ip: String,
-    dest_ip: String,
+    src_ip: AddrStr,
+    dest_ip: AddrStr,
     #[serde(skip_serializing_if = "Option::is_none")]
     src_port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dest_port: Option<u16>,
-    proto: String,
+    proto: Cow<'static, str>,
     depth: u8,
 }
 
@@ -210,8 +206,10 @@ fn vlan_count(v: &[u16; MAX_VLANS]) -> usize {
     v.iter().take_while(|&&id| id != 0).count()
 }
 
-fn tcp_flags_hex(f: u8) -> String {
-    format!("{f:02x}")
+fn tcp_flags_hex(f: u8) -> InlineStr<2> {
+    let mut s = InlineStr::new();
+    s.push_hex_byte(f);
+    s
 }
 
 #[derive(Serialize)]
@@ -220,8 +218,8 @@ struct FlowSection {
     pkts_toclient: u64,
     bytes_toserver: u64,
     bytes_toclient: u64,
-    start: String,
-    end: String,
+    start: EveTime,
+    end: EveTime,
     age: u64,
     state: &'static str,
     reason: &'static str,
@@ -232,9 +230,9 @@ struct FlowSection {
 
 #[derive(Serialize)]
 struct TcpSection {
-    tcp_flags: String,
-    tcp_flags_ts: String,
-    tcp_flags_tc: String,
+    tcp_flags: InlineStr<2>,
+    tcp_flags_ts: InlineStr<2>,
+    tcp_flags_tc: InlineStr<2>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     syn: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -256,19 +254,19 @@ struct TcpSection {
 
 #[derive(Serialize)]
 struct FlowJson {
-    timestamp: String,
+    timestamp: EveTime,
     flow_id: u64,
     event_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     vlan: Option<Vec<u16>>,
-    src_ip: String,
+    src_ip: AddrStr,
     #[serde(skip_serializing_if = "Option::is_none")]
     src_port: Option<u16>,
-    dest_ip: String,
+    dest_ip: AddrStr,
     #[serde(skip_serializing_if = "Option::is_none")]
     dest_port: Option<u16>,
     ip_v: u8,
-    proto: String,
+    proto: Cow<'static, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     icmp_type: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -313,7 +311,7 @@ fn flow_json(f: &FlowRecord, fmt: &EveFormat) -> FlowJson {
     });
     let age = f.last_ts_ns / 1_000_000_000 - f.first_ts_ns / 1_000_000_000;
     FlowJson {
-        timestamp: eve_timestamp_string(f.first_ts_ns),
+        timestamp: eve_time(f.first_ts_ns),
         flow_id: f.flow_id,
         event_type: "flow",
         vlan: vlans(&f.key.vlans, vlan_count(&f.key.vlans)),
@@ -336,8 +334,8 @@ fn flow_json(f: &FlowRecord, fmt: &EveFormat) -> FlowJson {
             pkts_toclient: f.pkts_toclient,
             bytes_toserver: f.bytes_toserver,
             bytes_toclient: f.bytes_toclient,
-            start: eve_timestamp_string(f.first_ts_ns),
-            end: eve_timestamp_string(f.last_ts_ns),
+            start: eve_time(f.first_ts_ns),
+            end: eve_time(f.last_ts_ns),
             age,
             state: f.state().as_str(),
             reason: f.end.as_str(),
@@ -358,20 +356,20 @@ struct AnomalySection {
 
 #[derive(Serialize)]
 struct AnomalyJson<'a> {
-    timestamp: String,
+    timestamp: EveTime,
     event_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     vlan: Option<Vec<u16>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    src_ip: Option<String>,
+    src_ip: Option<AddrStr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     src_port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    dest_ip: Option<String>,
+    dest_ip: Option<AddrStr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dest_port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    proto: Option<String>,
+    proto: Option<Cow<'static, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tunnel: Option<TunnelJson>,
     pkt_src: &'static str,
@@ -383,7 +381,7 @@ struct AnomalyJson<'a> {
 
 fn anomaly_json<'a>(a: &AnomalyEvent, fmt: &'a EveFormat) -> AnomalyJson<'a> {
     AnomalyJson {
-        timestamp: eve_timestamp_string(a.ts_ns),
+        timestamp: eve_time(a.ts_ns),
         event_type: "anomaly",
         vlan: vlans(&a.vlans, a.vlan_count as usize),
         src_ip: a.l3.map(|(s, _, _)| eve_ip(&s)),
@@ -434,7 +432,7 @@ fn stats_json(s: &RunStats) -> Value {
     let a = &s.app_layer;
     let st = &a.stream;
     let mut value = json!({
-        "timestamp": eve_timestamp_string(s.last_ts_ns),
+        "timestamp": eve_time(s.last_ts_ns),
         "event_type": "stats",
         "stats": {
             "uptime": s.uptime_secs,
@@ -528,7 +526,7 @@ impl Serialize for AppJson<'_> {
         use serde::ser::SerializeMap;
         let a = self.a;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("timestamp", &eve_timestamp_string(a.ts_ns))?;
+        m.serialize_entry("timestamp", &eve_time(a.ts_ns))?;
         // Alerts on packets outside flows have no flow id (flow ids are never 0).
         if a.flow_id != 0 {
             m.serialize_entry("flow_id", &a.flow_id)?;
@@ -626,7 +624,7 @@ fn serialize_alert<M: serde::ser::SerializeMap>(
     flow.insert("pkts_toclient".into(), json!(f.pkts_toclient));
     flow.insert("bytes_toserver".into(), json!(f.bytes_toserver));
     flow.insert("bytes_toclient".into(), json!(f.bytes_toclient));
-    flow.insert("start".into(), json!(eve_timestamp_string(f.first_ts_ns)));
+    flow.insert("start".into(), json!(eve_time(f.first_ts_ns)));
     flow.insert("src_ip".into(), json!(eve_ip(&f.client_addr)));
     flow.insert("dest_ip".into(), json!(eve_ip(&f.server_addr)));
     if let Some((sp, dp)) = f.ports {

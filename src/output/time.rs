@@ -1,23 +1,34 @@
 //! Packet-time formatting for EVE, once per event on the output thread.
 
-use std::fmt::Write;
-
 use vigil_parsers::calendar::civil_from_days;
+use vigil_parsers::text::InlineStr;
+
+/// An EVE timestamp, on the stack.
+pub type EveTime = InlineStr<32>;
 
 /// `2024-05-13T10:00:00.123456+0000`: Suricata's EVE timestamp, always UTC, microseconds.
-pub fn eve_timestamp(ts_ns: u64, out: &mut String) {
+pub fn eve_time(ts_ns: u64) -> EveTime {
     let secs = ts_ns / 1_000_000_000;
     let micros = (ts_ns % 1_000_000_000) / 1_000;
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+0000",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    );
+    let mut s = EveTime::new();
+    s.push_dec(y.max(0) as u64, 4);
+    s.push_str("-");
+    s.push_dec(u64::from(m), 2);
+    s.push_str("-");
+    s.push_dec(u64::from(d), 2);
+    s.push_str("T");
+    s.push_dec(rem / 3600, 2);
+    s.push_str(":");
+    s.push_dec((rem / 60) % 60, 2);
+    s.push_str(":");
+    s.push_dec(rem % 60, 2);
+    s.push_str(".");
+    s.push_dec(micros, 6);
+    s.push_str("+0000");
+    s
 }
 
 /// `20240513T100000Z`: a UTC time for file names (sorts by age).
@@ -34,9 +45,7 @@ pub fn rfc3339_compact(secs: u64) -> String {
 }
 
 pub fn eve_timestamp_string(ts_ns: u64) -> String {
-    let mut s = String::with_capacity(31);
-    eve_timestamp(ts_ns, &mut s);
-    s
+    eve_time(ts_ns).to_string()
 }
 
 #[cfg(test)]

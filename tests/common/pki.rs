@@ -8,7 +8,6 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 
-
 pub struct Ca {
     pub issuer: CertifiedIssuer<'static, KeyPair>,
 }
@@ -71,4 +70,3 @@ impl Pki {
         }
     }
 }
-

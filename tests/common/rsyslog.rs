@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use super::free_port;
 use super::pki::Pki;
 
-
 pub fn require_rsyslogd() {
     let found = Command::new("rsyslogd")
         .arg("-v")
@@ -222,4 +221,3 @@ impl Drop for Rsyslog {
         self.kill();
     }
 }
-

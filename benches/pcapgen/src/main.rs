@@ -13,7 +13,7 @@ use std::time::Instant;
 use clap::{Parser, ValueEnum};
 use vigil_pcapgen::{
     convert_linktype, generate, generate_each, Endian, GenConfig, GenSummary, Impair, LinkType,
-    PcapOptions, PcapWriter, PcapngInterface, PcapngWriter, TsPrecision, Variants,
+    Mix, PcapOptions, PcapWriter, PcapngInterface, PcapngWriter, TsPrecision, Variants,
 };
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -80,6 +80,10 @@ struct Args {
     /// (overrides --app-variants; default mix weights sum to 100).
     #[arg(long, value_parser = parse_variants)]
     variants: Option<Variants>,
+    /// Flow mix weights, e.g. "http=6,tls=4,dns=84,other_udp=6,icmp=0" (an event-heavy load);
+    /// kinds not named keep their default weight.
+    #[arg(long, value_parser = parse_mix)]
+    mix: Option<Mix>,
     /// TCP impairments, e.g. "reorder=0.05,dup=0.02,loss=0.01,overlap=0.01".
     #[arg(long, value_parser = Impair::parse)]
     impair: Option<Impair>,
@@ -109,6 +113,32 @@ fn parse_variants(s: &str) -> Result<Variants, String> {
     Ok(v)
 }
 
+fn parse_mix(s: &str) -> Result<Mix, String> {
+    let mut m = Mix::default();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, w) = part
+            .split_once('=')
+            .ok_or_else(|| format!("expected KIND=WEIGHT, got {part:?}"))?;
+        let w: u32 = w.parse().map_err(|_| format!("bad weight {w:?} for {k}"))?;
+        match k {
+            "http" => m.http = w,
+            "tls" => m.tls = w,
+            "dns" => m.dns = w,
+            "other_udp" => m.other_udp = w,
+            "icmp" => m.icmp = w,
+            _ => {
+                return Err(format!(
+                    "unknown flow kind {k:?} (http, tls, dns, other_udp, icmp)"
+                ))
+            }
+        }
+    }
+    if m.http + m.tls + m.dns + m.other_udp + m.icmp == 0 {
+        return Err("the mix weights sum to 0".into());
+    }
+    Ok(m)
+}
+
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = GenConfig {
         seed: args.seed,
@@ -123,6 +153,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             (None, false) => Variants::default(),
         },
         impair: args.impair.clone().unwrap_or_default(),
+        mix: args.mix.clone().unwrap_or_default(),
         ..GenConfig::default()
     };
     let out: Box<dyn Write> = if args.out.as_os_str() == "-" {

@@ -155,7 +155,10 @@ fn eve_str(bytes: &[u8]) -> Cow<'_, str> {
                 if b < 0x80 {
                     out.push(char::from(b));
                 } else {
-                    out.push_str(&format!("\\x{b:02x}"));
+                    let mut h = crate::text::InlineStr::<4>::new();
+                    h.push_str("\\x");
+                    h.push_hex_byte(b);
+                    out.push_str(&h);
                 }
             }
             Cow::Owned(out)
@@ -164,23 +167,8 @@ fn eve_str(bytes: &[u8]) -> Cow<'_, str> {
 }
 
 /// Suricata's address format: dotted quad, or 8 zero-padded hex groups; other lengths print "".
-fn print_addr(addr: &[u8]) -> String {
-    match addr.len() {
-        4 => format!("{}.{}.{}.{}", addr[0], addr[1], addr[2], addr[3]),
-        16 => {
-            let mut s = String::with_capacity(39);
-            for (i, pair) in addr.chunks(2).enumerate() {
-                if i > 0 {
-                    s.push(':');
-                }
-                for b in pair {
-                    s.push_str(&format!("{b:02x}"));
-                }
-            }
-            s
-        }
-        _ => String::new(),
-    }
+fn print_addr(addr: &[u8]) -> crate::text::AddrStr {
+    crate::text::eve_addr(addr)
 }
 
 fn hex(bytes: &[u8], sep: &str) -> String {
@@ -189,7 +177,9 @@ fn hex(bytes: &[u8], sep: &str) -> String {
         if i > 0 {
             s.push_str(sep);
         }
-        s.push_str(&format!("{b:02x}"));
+        let mut h = crate::text::InlineStr::<2>::new();
+        h.push_hex_byte(*b);
+        s.push_str(&h);
     }
     s
 }
@@ -1219,48 +1209,57 @@ impl Serialize for EveSection<'_> {
 /// `grouped`: per rrtype (in order of first appearance), the values of the answers.
 struct EveGrouped<'a>(&'a [DnsRecord]);
 
-enum GroupedItem<'a> {
-    Str(String),
-    Name(&'a [u8]),
-    Soa(&'a DnsSoa),
-    Srv(&'a DnsSrv),
-    Sshfp(&'a DnsSshfp),
+/// The records of one type, as the items of its `grouped` list.
+struct GroupOf<'a> {
+    records: &'a [DnsRecord],
+    rrtype: u16,
 }
 
-impl Serialize for GroupedItem<'_> {
+impl Serialize for GroupOf<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            GroupedItem::Str(v) => s.serialize_str(v),
-            GroupedItem::Name(v) => EveName(v).serialize(s),
-            GroupedItem::Soa(v) => EveSoa(v).serialize(s),
-            GroupedItem::Srv(v) => EveSrv(v).serialize(s),
-            GroupedItem::Sshfp(v) => EveSshfp(v).serialize(s),
+        let mut seq = s.serialize_seq(None)?;
+        for r in self.records.iter().filter(|r| r.rrtype == self.rrtype) {
+            match &r.rdata {
+                DnsRdata::Addr(a) => seq.serialize_element(&print_addr(a))?,
+                DnsRdata::Name(n) => seq.serialize_element(&EveName(&n.value))?,
+                DnsRdata::Txt(t) => {
+                    for t in t {
+                        seq.serialize_element(&EveName(t))?;
+                    }
+                }
+                DnsRdata::Null(b) => seq.serialize_element(&EveName(b))?,
+                DnsRdata::Soa(v) => seq.serialize_element(&EveSoa(v))?,
+                DnsRdata::Srv(v) => seq.serialize_element(&EveSrv(v))?,
+                DnsRdata::Sshfp(v) => seq.serialize_element(&EveSshfp(v))?,
+                DnsRdata::Opt(_) | DnsRdata::Other(_) => {}
+            }
         }
+        seq.end()
     }
+}
+
+fn grouped(rdata: &DnsRdata) -> bool {
+    !matches!(rdata, DnsRdata::Opt(_) | DnsRdata::Other(_))
 }
 
 impl Serialize for EveGrouped<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut groups: Vec<(u16, Vec<GroupedItem>)> = Vec::new();
-        for r in self.0 {
-            let items: Vec<GroupedItem> = match &r.rdata {
-                DnsRdata::Addr(a) => vec![GroupedItem::Str(print_addr(a))],
-                DnsRdata::Name(n) => vec![GroupedItem::Name(&n.value)],
-                DnsRdata::Txt(t) => t.iter().map(|t| GroupedItem::Name(t)).collect(),
-                DnsRdata::Null(b) => vec![GroupedItem::Name(b)],
-                DnsRdata::Soa(v) => vec![GroupedItem::Soa(v)],
-                DnsRdata::Srv(v) => vec![GroupedItem::Srv(v)],
-                DnsRdata::Sshfp(v) => vec![GroupedItem::Sshfp(v)],
-                DnsRdata::Opt(_) | DnsRdata::Other(_) => continue,
-            };
-            match groups.iter_mut().find(|(t, _)| *t == r.rrtype) {
-                Some((_, g)) => g.extend(items),
-                None => groups.push((r.rrtype, items)),
+        // Types in order of first appearance; answers rarely have more than a few.
+        let mut types: Vec<u16> = Vec::new();
+        for r in self.0.iter().filter(|r| grouped(&r.rdata)) {
+            if !types.contains(&r.rrtype) {
+                types.push(r.rrtype);
             }
         }
-        let mut m = s.serialize_map(Some(groups.len()))?;
-        for (t, items) in &groups {
-            m.serialize_entry(&rrtype_name(*t), items)?;
+        let mut m = s.serialize_map(Some(types.len()))?;
+        for &t in &types {
+            m.serialize_entry(
+                &rrtype_name(t),
+                &GroupOf {
+                    records: self.0,
+                    rrtype: t,
+                },
+            )?;
         }
         m.end()
     }
@@ -1282,7 +1281,9 @@ impl Serialize for DnsMessage {
         )?;
         m.serialize_entry("tx_id", &self.tx_id)?;
         m.serialize_entry("id", &self.id)?;
-        m.serialize_entry("flags", &format!("{f:x}"))?;
+        let mut flags = crate::text::InlineStr::<4>::new();
+        flags.push_hex(u64::from(f));
+        m.serialize_entry("flags", &flags)?;
         for (bit, key) in [
             (QR, "qr"),
             (AA, "aa"),

@@ -54,8 +54,9 @@ pub struct SpoolSection {
     pub max_bytes: u64,
     /// `drop-oldest` or `drop-newest` when a spool is full; every dropped event is counted.
     pub policy: SpoolPolicy,
-    /// Events held in memory per sink before new ones go to the spool (batches).
-    pub queue_batches: usize,
+    /// Bytes of events held in memory per sink (absorbing bursts the receiver takes a moment
+    /// to catch up with) before new ones go to the spool.
+    pub queue_bytes: u64,
     /// At the end of a replay (or on stop), how long sinks may go on delivering; what is left
     /// stays spooled for the next run.
     pub drain_timeout_secs: u32,
@@ -74,7 +75,7 @@ impl Default for SpoolSection {
             dir: PathBuf::from("/var/lib/vigil/spool"),
             max_bytes: 1 << 30,
             policy: SpoolPolicy::DropOldest,
-            queue_batches: 64,
+            queue_bytes: 64 << 20,
             drain_timeout_secs: 10,
         }
     }

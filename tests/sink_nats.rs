@@ -427,7 +427,7 @@ fn an_event_over_max_payload_is_refused_for_good_and_skipped() {
         open_sink(&format!("{}/vigil?sensor=ids11", server.url())).expect("sink"),
         Spool::open(&dir.path().join("spool"), 1 << 20, FullPolicy::DropOldest).expect("spool"),
         TypeSet::of(&[]),
-        4,
+        1 << 20,
     )
     .expect("upstream");
     let evs = {

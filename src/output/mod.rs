@@ -382,7 +382,7 @@ pub fn start_upstreams(
                 "delivering events spooled by an earlier run first"
             );
         }
-        let up = upstream::Upstream::start(sink, spool, types, config.spool.queue_batches)
+        let up = upstream::Upstream::start(sink, spool, types, config.spool.queue_bytes)
             .map_err(|e| format!("{url}: cannot start its sender: {e}"))?;
         started.push(up);
     }

@@ -1009,14 +1009,14 @@ async fn publish_batch(
     let mut lost = false;
     let mut acked = 0usize;
     let mut duplicates = 0usize;
-    for window in events.chunks(PUBLISH_WINDOW) {
-        let mut pending = Vec::with_capacity(window.len());
-        let mut publish_failure = None;
-        for ev in window {
-            let message = PublishMessage::build()
-                .payload(ev.json.clone().into())
-                .message_id(&ev.id)
-                .expected_stream(stream);
+    // A sliding window: publishes stay written ahead of the acknowledgement being awaited, so
+    // the server always has work queued.
+    let mut in_flight = std::collections::VecDeque::with_capacity(PUBLISH_WINDOW);
+    let mut next = 0usize;
+    let mut publish_failure = None;
+    loop {
+        while publish_failure.is_none() && next < events.len() && in_flight.len() < PUBLISH_WINDOW {
+            let ev = &events[next];
             let size = ev.json.len() + ev.id.len() + stream.len() + 64;
             if max_payload > 0 && size > max_payload {
                 publish_failure = Some(Stop::Rejected(format!(
@@ -1031,68 +1031,76 @@ async fn publish_batch(
                 publish_failure = Some(Stop::Failed(format!("no subject for {:?}", ev.event_type)));
                 break;
             };
+            let message = PublishMessage::build()
+                .payload(ev.json.clone().into())
+                .message_id(&ev.id)
+                .expected_stream(stream);
             match tokio::time::timeout_at(deadline, js.send_publish(subject, message)).await {
-                Ok(Ok(ack)) => pending.push(ack.into_future()),
-                Ok(Err(e)) => {
-                    publish_failure = Some(Stop::Failed(format!("publish failed: {e}")));
-                    break;
-                }
-                Err(_) => {
-                    publish_failure = Some(Stop::Failed("timed out writing publishes".to_string()));
-                    break;
-                }
-            }
-        }
-        for mut ack in pending {
-            let result = loop {
-                tokio::select! {
-                    biased;
-                    r = &mut ack => break Ok(r),
-                    () = tokio::time::sleep_until(deadline) => break Err(()),
-                    changed = disconnects.changed(), if watching => {
-                        if changed.is_err() {
-                            watching = false;
-                        } else {
-                            lost = true;
-                            deadline = deadline.min(Instant::now() + RECONNECT_GRACE);
-                        }
-                    }
-                }
-            };
-            match result {
                 Ok(Ok(ack)) => {
-                    if ack.duplicate {
-                        duplicates += 1;
-                    }
-                    acked += 1;
+                    in_flight.push_back(ack.into_future());
+                    next += 1;
                 }
-                Ok(Err(e)) => {
-                    let reason = match e.kind() {
-                        PublishErrorKind::StreamNotFound => format!(
-                            "no stream takes {} events any more (stream {stream} deleted or \
-                             changed?): {e}",
-                            events.get(acked).map_or("?", |ev| ev.event_type.name())
-                        ),
-                        PublishErrorKind::BrokenPipe => "connection closed".to_string(),
-                        _ => format!("not acknowledged: {e}"),
-                    };
-                    return (acked, Some(Stop::Failed(reason)));
-                }
-                Err(()) => {
-                    return (
-                        acked,
-                        Some(Stop::Failed(if lost {
-                            "connection lost; acknowledgements still pending given up".to_string()
-                        } else {
-                            format!("no acknowledgement within {timeout:?}")
-                        })),
-                    );
+                Ok(Err(e)) => publish_failure = Some(Stop::Failed(format!("publish failed: {e}"))),
+                Err(_) => {
+                    publish_failure = Some(Stop::Failed("timed out writing publishes".to_string()))
                 }
             }
         }
-        if let Some(reason) = publish_failure {
-            return (acked, Some(reason));
+        let Some(mut ack) = in_flight.pop_front() else {
+            break;
+        };
+        let result = loop {
+            tokio::select! {
+                biased;
+                r = &mut ack => break Ok(r),
+                () = tokio::time::sleep_until(deadline) => break Err(()),
+                changed = disconnects.changed(), if watching => {
+                    if changed.is_err() {
+                        watching = false;
+                    } else {
+                        lost = true;
+                        deadline = deadline.min(Instant::now() + RECONNECT_GRACE);
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(Ok(ack)) => {
+                if ack.duplicate {
+                    duplicates += 1;
+                }
+                acked += 1;
+                if !lost {
+                    // The timeout is for a stalled server, not for a long batch.
+                    deadline = Instant::now() + timeout;
+                }
+            }
+            Ok(Err(e)) => {
+                let reason = match e.kind() {
+                    PublishErrorKind::StreamNotFound => format!(
+                        "no stream takes {} events any more (stream {stream} deleted or \
+                         changed?): {e}",
+                        events.get(acked).map_or("?", |ev| ev.event_type.name())
+                    ),
+                    PublishErrorKind::BrokenPipe => "connection closed".to_string(),
+                    _ => format!("not acknowledged: {e}"),
+                };
+                return (acked, Some(Stop::Failed(reason)));
+            }
+            Err(()) => {
+                return (
+                    acked,
+                    Some(Stop::Failed(if lost {
+                        "connection lost; acknowledgements still pending given up".to_string()
+                    } else {
+                        format!("no acknowledgement within {timeout:?}")
+                    })),
+                );
+            }
         }
+    }
+    if let Some(reason) = publish_failure {
+        return (acked, Some(reason));
     }
     if duplicates > 0 {
         tracing::debug!(

@@ -266,6 +266,23 @@ impl Spool {
         }
     }
 
+    /// The frame after `chunk` in the same segment, without consuming anything: lets a sender
+    /// take several frames at once. `None` at the segment's end (or damage, which `peek` deals
+    /// with when it gets there).
+    pub fn peek_next(&mut self, chunk: &Chunk) -> Result<Option<Chunk>, SpoolError> {
+        match self.read_frame(chunk.seq, chunk.next_offset)? {
+            FrameRead::Frame {
+                events,
+                next_offset,
+            } => Ok(Some(Chunk {
+                events,
+                seq: chunk.seq,
+                next_offset,
+            })),
+            FrameRead::End | FrameRead::Torn => Ok(None),
+        }
+    }
+
     /// Marks a chunk from [`Spool::peek`] delivered.
     pub fn advance(&mut self, chunk: &Chunk) -> Result<(), SpoolError> {
         let n = chunk.events.len() as u64;

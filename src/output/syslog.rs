@@ -22,9 +22,12 @@
 //! roots, so a sensor never ships events to a receiver nobody vouched for. A client
 //! certificate and key can be given for receivers that require mutual TLS.
 //!
-//! Delivery: `send` returns once the frames are written to the socket; RFC 5425 has no
-//! acknowledgements, so events written just before the receiver dies can be lost in flight.
-//! Before each batch the sink reads whatever the server sent (a close_notify, an alert, EOF)
+//! Delivery: `send` returns once the frames are written to the socket. RFC 5425 has no
+//! acknowledgements, so what was written just before a connection broke may never have been
+//! read by the receiver (socket buffers, which on loopback grow to several MB). The sink keeps
+//! the last `resend=BYTES` of frames it wrote (8 MiB by default) and, when a broken connection
+//! is replaced, writes them again first: at least once, with duplicates after a reconnect,
+//! instead of a silent gap. Before each batch the sink reads whatever the server sent (a close_notify, an alert, EOF)
 //! without blocking, so a receiver that went away is noticed before the next batch is written
 //! into a dead socket.
 
@@ -63,7 +66,9 @@ const WRITE_CHUNK: usize = 256 * 1024;
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
-const PARAMS: &str = "ca, cert, key, facility, hostname, sni, timeout";
+const PARAMS: &str = "ca, cert, key, facility, hostname, sni, timeout, resend";
+/// Frames written again after a reconnect, unless the URL says otherwise (`resend=BYTES`).
+pub const DEFAULT_RESEND_BYTES: usize = 8 << 20;
 
 /// A syslog facility (RFC 5424 section 6.2.1), 0 to 23.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,11 +140,14 @@ pub struct SyslogTlsConfig {
     pub sni: Option<String>,
     /// Connect timeout (TCP and handshake), and the longest one `send` may block.
     pub timeout: Duration,
+    /// The last this many bytes of frames are written again after a broken connection is
+    /// replaced (0: never).
+    pub resend_bytes: usize,
 }
 
 impl SyslogTlsConfig {
     /// Parses `syslog+tls://HOST:PORT?ca=FILE[&cert=FILE&key=FILE][&facility=local5]
-    /// [&hostname=NAME][&sni=NAME][&timeout=SECONDS]`. Values may be percent-encoded. Files
+    /// [&hostname=NAME][&sni=NAME][&timeout=SECONDS][&resend=BYTES]`. Values may be percent-encoded. Files
     /// are only named here; [`SyslogTlsSink::new`] reads them.
     pub fn from_url(url: &str) -> Result<SyslogTlsConfig, String> {
         let rest = url
@@ -167,6 +175,7 @@ impl SyslogTlsConfig {
         let mut hostname = None;
         let mut sni = None;
         let mut timeout = None;
+        let mut resend = None;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair
                 .split_once('=')
@@ -183,6 +192,7 @@ impl SyslogTlsConfig {
                 "hostname" => &mut hostname,
                 "sni" => &mut sni,
                 "timeout" => &mut timeout,
+                "resend" => &mut resend,
                 _ => {
                     return Err(format!(
                         "{url:?}: unknown parameter {name:?} (known: {PARAMS})"
@@ -235,6 +245,12 @@ impl SyslogTlsConfig {
                 }
             },
         };
+        let resend_bytes = match resend {
+            None => DEFAULT_RESEND_BYTES,
+            Some(r) => r.parse::<usize>().map_err(|_| {
+                format!("{url:?}: resend {r:?} is not a number of bytes (0 turns it off)")
+            })?,
+        };
         Ok(SyslogTlsConfig {
             host,
             port,
@@ -244,6 +260,7 @@ impl SyslogTlsConfig {
             hostname,
             sni,
             timeout,
+            resend_bytes,
         })
     }
 
@@ -465,6 +482,11 @@ pub struct SyslogTlsSink {
     stream: Option<TlsStream>,
     buf: Vec<u8>,
     header: String,
+    /// The last chunks of frames written, up to `resend_bytes`, oldest first.
+    recent: std::collections::VecDeque<Vec<u8>>,
+    recent_bytes: usize,
+    /// A connection broke since `recent` was written: write it again on the next one.
+    resend_on_connect: bool,
 }
 
 impl SyslogTlsSink {
@@ -530,6 +552,9 @@ impl SyslogTlsSink {
             stream: None,
             buf: Vec::with_capacity(WRITE_CHUNK + 64 * 1024),
             header: String::with_capacity(128),
+            recent: std::collections::VecDeque::new(),
+            recent_bytes: 0,
+            resend_on_connect: false,
         })
     }
 
@@ -782,6 +807,46 @@ impl SyslogTlsSink {
         stream.sock.flush()
     }
 
+    /// Keeps a copy of frames just written, dropping the oldest beyond `limit` bytes.
+    fn remember(
+        recent: &mut std::collections::VecDeque<Vec<u8>>,
+        recent_bytes: &mut usize,
+        limit: usize,
+        written: &[u8],
+    ) {
+        if limit == 0 || written.is_empty() {
+            return;
+        }
+        recent.push_back(written.to_vec());
+        *recent_bytes += written.len();
+        while *recent_bytes > limit {
+            match recent.front() {
+                Some(front) if *recent_bytes - front.len() >= limit => {
+                    *recent_bytes -= front.len();
+                    recent.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// After a broken connection was replaced: the frames the old one may have lost, again.
+    fn resend_recent(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + self.cfg.timeout;
+        let Some(stream) = self.stream.as_mut() else {
+            return Err("not connected".into());
+        };
+        for chunk in &self.recent {
+            Self::write_all(stream, chunk, deadline).map_err(|e| format!("write: {e}"))?;
+        }
+        tracing::info!(
+            sink = %self.name,
+            bytes = self.recent_bytes,
+            "wrote the last frames again after a reconnect (the old connection may have lost them)"
+        );
+        Ok(())
+    }
+
     fn send_batch(&mut self, events: &[EncodedEvent]) -> Result<(), String> {
         let deadline = Instant::now() + self.cfg.timeout;
         let Some(stream) = self.stream.as_mut() else {
@@ -800,10 +865,22 @@ impl SyslogTlsSink {
             );
             if self.buf.len() >= WRITE_CHUNK {
                 Self::write_all(stream, &self.buf, deadline).map_err(|e| format!("write: {e}"))?;
+                Self::remember(
+                    &mut self.recent,
+                    &mut self.recent_bytes,
+                    self.cfg.resend_bytes,
+                    &self.buf,
+                );
                 self.buf.clear();
             }
         }
         Self::write_all(stream, &self.buf, deadline).map_err(|e| format!("write: {e}"))?;
+        Self::remember(
+            &mut self.recent,
+            &mut self.recent_bytes,
+            self.cfg.resend_bytes,
+            &self.buf,
+        );
         self.buf.clear();
         if self.buf.capacity() > 4 * WRITE_CHUNK {
             // A huge event grew the buffer: give the memory back.
@@ -925,6 +1002,15 @@ impl Sink for SyslogTlsSink {
             "connected"
         );
         self.stream = Some(stream);
+        if self.resend_on_connect {
+            if let Err(reason) = self.resend_recent() {
+                if let Some(old) = self.stream.take() {
+                    close_quietly(old);
+                }
+                return Err(self.unavailable(reason));
+            }
+            self.resend_on_connect = false;
+        }
         Ok(())
     }
 
@@ -935,6 +1021,7 @@ impl Sink for SyslogTlsSink {
         match self.send_batch(events) {
             Ok(()) => Ok(events.len()),
             Err(reason) => {
+                self.resend_on_connect = !self.recent.is_empty();
                 if let Some(old) = self.stream.take() {
                     close_quietly(old);
                     tracing::warn!(sink = %self.name, "connection lost: {reason}");

@@ -13,13 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::sink::{EncodedEvent, Sink, SinkError, TypeSet};
 use super::spool::{Chunk, Spool, SpoolStats};
 
-/// Events per `Sink::send` call.
-const SEND_BATCH: usize = 512;
+/// Most events per `Sink::send` call: queued batches and spool frames are joined up to this,
+/// so a sink that pipelines (JetStream acknowledgements) keeps its pipe full.
+const SEND_BATCH: usize = 4096;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -65,6 +66,9 @@ struct Shared {
     spool: Mutex<SpoolState>,
     counters: SinkCounters,
     connected: AtomicBool,
+    /// Bytes of the batches in the queue, bounded by `queue_bytes`.
+    queued_bytes: AtomicU64,
+    queue_bytes: u64,
     stop: AtomicBool,
     /// Set with `stop`: how long the sender may go on delivering before it leaves the rest in
     /// the spool.
@@ -86,7 +90,7 @@ impl Upstream {
         sink: Box<dyn Sink>,
         spool: Spool,
         types: TypeSet,
-        queue_batches: usize,
+        queue_bytes: u64,
     ) -> std::io::Result<Upstream> {
         let name = sink.name().to_string();
         let active = !spool.is_empty();
@@ -94,10 +98,12 @@ impl Upstream {
             spool: Mutex::new(SpoolState { spool, active }),
             counters: SinkCounters::default(),
             connected: AtomicBool::new(false),
+            queued_bytes: AtomicU64::new(0),
+            queue_bytes,
             stop: AtomicBool::new(false),
             drain_until: Mutex::new(None),
         });
-        let (queue, rx) = bounded(queue_batches.max(1));
+        let (queue, rx) = unbounded();
         let delivery = Delivery {
             sink,
             rx,
@@ -133,13 +139,20 @@ impl Upstream {
             return;
         };
         // Under the lock, so the sender cannot switch modes between the check and the send.
-        if state.active {
-            append(&mut state.spool, &mine, &self.name);
-        } else if let Err(TrySendError::Full(back) | TrySendError::Disconnected(back)) =
-            self.queue.try_send(mine)
-        {
+        let bytes = batch_bytes(&mine);
+        let queued = self.shared.queued_bytes.load(Ordering::Acquire);
+        if state.active || queued + bytes > self.shared.queue_bytes.max(1) {
             state.active = true;
-            append(&mut state.spool, &back, &self.name);
+            append(&mut state.spool, &mine, &self.name);
+        } else {
+            self.shared.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+            if let Err(TrySendError::Full(back) | TrySendError::Disconnected(back)) =
+                self.queue.try_send(mine)
+            {
+                self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+                state.active = true;
+                append(&mut state.spool, &back, &self.name);
+            }
         }
     }
 
@@ -180,6 +193,14 @@ impl Upstream {
     }
 }
 
+/// What a batch weighs in the in-memory queue.
+fn batch_bytes(events: &[EncodedEvent]) -> u64 {
+    events
+        .iter()
+        .map(|e| (e.json.len() + e.id.len() + std::mem::size_of::<EncodedEvent>()) as u64)
+        .sum()
+}
+
 fn append(spool: &mut Spool, events: &[EncodedEvent], name: &str) {
     if let Err(e) = spool.append(events) {
         tracing::error!(sink = name, error = %e, "cannot spool events");
@@ -196,7 +217,8 @@ struct Delivery {
 /// Where the events being sent came from.
 enum Origin {
     Queue,
-    Spool(Chunk),
+    /// Successive frames of one segment, advanced past in order once all are delivered.
+    Spool(Vec<Chunk>),
 }
 
 impl Delivery {
@@ -294,8 +316,8 @@ impl Delivery {
                 }
             }
             if pending.is_empty() {
-                if let Origin::Spool(chunk) = std::mem::replace(&mut origin, Origin::Queue) {
-                    self.advance(&chunk, &name);
+                if let Origin::Spool(chunks) = std::mem::replace(&mut origin, Origin::Queue) {
+                    self.advance(&chunks, &name);
                 }
             }
         }
@@ -319,8 +341,8 @@ impl Delivery {
 
     /// The queue first (older), then the spool; waits briefly when both are empty.
     fn next_events(&mut self) -> Option<(Vec<EncodedEvent>, Origin)> {
-        if let Ok(events) = self.rx.try_recv() {
-            return Some((events, Origin::Queue));
+        if let Ok(events) = self.take_queued() {
+            return Some((self.more_from_queue(events), Origin::Queue));
         }
         {
             let Ok(mut state) = self.shared.spool.lock() else {
@@ -328,8 +350,23 @@ impl Delivery {
             };
             match state.spool.peek() {
                 Ok(Some(chunk)) => {
-                    let events = chunk.events.clone();
-                    return Some((events, Origin::Spool(chunk)));
+                    let mut events = chunk.events.clone();
+                    let mut chunks = vec![chunk];
+                    while events.len() < SEND_BATCH {
+                        let Some(last) = chunks.last() else { break };
+                        match state.spool.peek_next(last) {
+                            Ok(Some(next)) => {
+                                events.extend_from_slice(&next.events);
+                                chunks.push(next);
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot read the spool");
+                                break;
+                            }
+                        }
+                    }
+                    return Some((events, Origin::Spool(chunks)));
                 }
                 Ok(None) => {
                     // Caught up: new events may use the queue again. The queue is empty and
@@ -342,15 +379,44 @@ impl Delivery {
             }
         }
         match self.rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(events) => Some((events, Origin::Queue)),
+            Ok(events) => {
+                self.dequeued(&events);
+                Some((self.more_from_queue(events), Origin::Queue))
+            }
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
         }
     }
 
-    fn advance(&self, chunk: &Chunk, name: &str) {
+    fn take_queued(&self) -> Result<Vec<EncodedEvent>, crossbeam_channel::TryRecvError> {
+        let events = self.rx.try_recv()?;
+        self.dequeued(&events);
+        Ok(events)
+    }
+
+    fn dequeued(&self, events: &[EncodedEvent]) {
+        self.shared
+            .queued_bytes
+            .fetch_sub(batch_bytes(events), Ordering::AcqRel);
+    }
+
+    /// Joins the batches already queued behind `events`, up to a send's worth.
+    fn more_from_queue(&self, mut events: Vec<EncodedEvent>) -> Vec<EncodedEvent> {
+        while events.len() < SEND_BATCH {
+            match self.take_queued() {
+                Ok(mut more) => events.append(&mut more),
+                Err(_) => break,
+            }
+        }
+        events
+    }
+
+    fn advance(&self, chunks: &[Chunk], name: &str) {
         if let Ok(mut state) = self.shared.spool.lock() {
-            if let Err(e) = state.spool.advance(chunk) {
-                tracing::error!(sink = name, error = %e, "cannot update the spool");
+            for chunk in chunks {
+                if let Err(e) = state.spool.advance(chunk) {
+                    tracing::error!(sink = name, error = %e, "cannot update the spool");
+                    return;
+                }
             }
         }
     }
@@ -377,7 +443,7 @@ impl Delivery {
         } else {
             pending.clear();
         }
-        while let Ok(mut events) = self.rx.try_recv() {
+        while let Ok(mut events) = self.take_queued() {
             held.append(&mut events);
         }
         if !held.is_empty() {

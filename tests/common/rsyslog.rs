@@ -166,6 +166,17 @@ if $app-name == "vigil" then {{
         self.child.as_ref().expect("rsyslogd running").id() as i32
     }
 
+    /// SIGTERM (rsyslogd writes out what it holds and exits), and waits until it is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = child.wait();
+        }
+    }
+
     /// SIGKILL, and waits until the process is gone (the kernel has closed its sockets).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

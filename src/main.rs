@@ -389,14 +389,21 @@ fn run_daemon(args: RunArgs) -> Result<ExitCode> {
     let s = &report.stats;
     let capture = s.capture.unwrap_or_default();
     eprintln!(
-        "vigil: stopped after {} s: {} packets, {} dropped by the kernel, {} flows, {} alerts, {} events written",
+        "vigil: stopped after {} s: {} packets, {} dropped by the kernel, {} flows, {} alerts, {} events written, {} shed on a full output queue",
         s.uptime_secs,
         s.decoder.pkts,
         capture.kernel_drops,
         s.flow.total,
         s.alerts,
-        report.output.events
+        report.output.events,
+        s.events_dropped
     );
+    for u in &report.output.upstream {
+        eprintln!(
+            "vigil: output {}: {} events delivered, {} left in its spool, {} dropped, {} refused",
+            u.name, u.acked, u.spool.events, u.spool.dropped, u.rejected
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

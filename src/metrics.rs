@@ -68,6 +68,8 @@ pub struct WorkerSnapshot {
     pub ring_drops: u64,
     /// Times this worker waited on a full output queue.
     pub output_waits: u64,
+    /// Events this worker dropped because the output queue was full (never alerts).
+    pub events_dropped: u64,
 }
 
 /// Rule set state.
@@ -226,6 +228,8 @@ const FAMILIES: &[Family] = &[
         Source::Worker(|w| Value::Count(w.ring_drops))),
     counter("vigil_worker_output_waits_total", "Times a worker waited because the output thread's queue was full.",
         Source::Worker(|w| Value::Count(w.output_waits))),
+    counter("vigil_worker_events_dropped_total", "Events (never alerts) a worker dropped because the output thread's queue was full.",
+        Source::Worker(|w| Value::Count(w.events_dropped))),
     gauge("vigil_rules_loaded", "Rules in the running rule set.",
         Source::Rules(|r| level(r.loaded))),
     gauge("vigil_rules_skipped", "Rules of the rule files that could not be loaded.",

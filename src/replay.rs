@@ -79,6 +79,7 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         anomaly_events_per_second: cfg.anomaly_events.max_per_second,
         app_layer: cfg.app_layer(),
         stream_memcap_bytes: cfg.stream.memcap_bytes / workers,
+        shed_events_when_output_full: false,
     };
     let mut senders = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);

@@ -219,7 +219,7 @@ pub struct RunStats {
     pub app_events: AppEventCounts,
     /// Anomaly events not written because of the per-second rate limit.
     pub anomalies_suppressed: u64,
-    /// Events the output could not write (full ring in live mode, I/O errors).
+    /// Events dropped because the output queue was full (live capture only, never alerts).
     pub events_dropped: u64,
     /// Times a worker found the output queue full and waited, and for how long in all.
     pub output_waits: u64,
@@ -253,6 +253,7 @@ impl RunStats {
         self.anomalies_suppressed += report.anomalies_suppressed;
         self.output_waits += report.output_waits;
         self.output_wait_ns += report.output_wait_ns;
+        self.events_dropped += report.events_dropped;
     }
 }
 

@@ -212,4 +212,58 @@ fn syslog_gets_every_event_through_a_receiver_restart() {
         counts.keys().all(|m| want.contains(m)),
         "nothing but eve.json's events"
     );
+
+    // Receiver down and Vigil killed with SIGKILL while it spools: the next process delivers
+    // the spool first.
+    rs.stop();
+    let out2 = dir.path().join("run2");
+    let mut child = replay_cmd(&pcap, &out2, &url, &patient)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !eve_events(&out2).iter().any(|e| e["event_type"] == "stats") {
+        assert!(
+            Instant::now() < deadline,
+            "replay never finished its events"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(spooled_segments(dir.path()) > 0, "events spooled on disk");
+    rs.launch();
+    let out3 = dir.path().join("run3");
+    let status = replay_cmd(&pcap, &out3, &url, &patient).status().unwrap();
+    assert!(status.success());
+    assert_eq!(spooled_segments(dir.path()), 0, "the spool was delivered");
+    // The runs write the same events (same pcap), so count: every line as often as the three
+    // eve.json files have it, at least.
+    let mut want: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
+    for d in [&out, &out2, &out3] {
+        for line in std::fs::read(d.join("eve.json"))
+            .unwrap()
+            .split(|&b| b == b'\n')
+        {
+            if !line.is_empty() {
+                *want.entry(line.to_vec()).or_default() += 1;
+            }
+        }
+    }
+    let short = |msgs: &[Vec<u8>]| -> usize {
+        let mut got: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+        for m in msgs {
+            *got.entry(m.as_slice()).or_default() += 1;
+        }
+        want.iter()
+            .map(|(l, n)| n.saturating_sub(got.get(l.as_slice()).copied().unwrap_or(0)))
+            .sum()
+    };
+    let all = rs.wait_for(Duration::from_secs(60), |m| short(m) == 0);
+    let missing = short(&all);
+    assert_eq!(
+        missing, 0,
+        "the killed run's spooled events and the next run's all arrived"
+    );
 }

@@ -58,6 +58,7 @@ fn snapshot(packets: [u64; 2]) -> MetricsSnapshot {
         seconds_since_last_packet: 0.25 + worker as f64,
         ring_drops: 9,
         output_waits: 0,
+        events_dropped: 0,
     };
     MetricsSnapshot {
         captures: vec![capture(0, packets[0]), capture(1, packets[1])],

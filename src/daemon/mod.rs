@@ -148,6 +148,7 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         anomaly_events_per_second: config.anomaly_events.max_per_second,
         app_layer: config.app_layer(),
         stream_memcap_bytes: config.stream.memcap_bytes / workers,
+        shed_events_when_output_full: true,
     };
     let mut peers = exchange_rings(&config, workers).into_iter();
     let mut statuses = Vec::with_capacity(workers);
@@ -465,6 +466,7 @@ fn metrics_snapshot(
             seconds_since_last_packet: s.idle_secs,
             ring_drops: s.ring_drops,
             output_waits: s.report.output_waits,
+            events_dropped: s.report.events_dropped,
         });
         for src in &s.sources {
             snap.captures.push(CaptureSnapshot {

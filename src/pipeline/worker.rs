@@ -19,6 +19,10 @@ pub struct WorkerConfig {
     pub app_layer: AppLayerConfig,
     /// This worker's share of the stream reassembly memcap.
     pub stream_memcap_bytes: usize,
+    /// Live capture: when the output queue is full, drop a batch of events (counted) rather
+    /// than stall the capture ring, unless it holds an alert; alerts are always waited for.
+    /// Replay waits for every batch (nothing is lost in forensics).
+    pub shed_events_when_output_full: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,6 +40,8 @@ pub struct WorkerReport {
     /// for how long in all: zero while the outputs keep up.
     pub output_waits: u64,
     pub output_wait_ns: u64,
+    /// Events dropped because the output queue was full (live capture only; never alerts).
+    pub events_dropped: u64,
 }
 
 pub struct Worker {
@@ -53,6 +59,7 @@ pub struct Worker {
     now_ns: u64,
     anomaly_second: u64,
     anomaly_limit: u32,
+    shed_events_when_output_full: bool,
     report: WorkerReport,
 }
 
@@ -74,6 +81,7 @@ impl Worker {
             now_ns: 0,
             anomaly_second: 0,
             anomaly_limit: config.anomaly_events_per_second,
+            shed_events_when_output_full: config.shed_events_when_output_full,
             report: WorkerReport::default(),
         }
     }
@@ -454,10 +462,87 @@ impl Worker {
         let events = std::mem::take(&mut self.events);
         // The output thread only goes away when the run is being torn down after an error.
         if let Err(TrySendError::Full(events)) = self.events_tx.try_send(events) {
+            if self.shed_events_when_output_full
+                && !events
+                    .iter()
+                    .any(|e| e.event_type() == crate::output::sink::EventType::Alert)
+            {
+                self.report.events_dropped += events.len() as u64;
+                return;
+            }
             let started = std::time::Instant::now();
             let _ = self.events_tx.send(events);
             self.report.output_waits += 1;
             self.report.output_wait_ns += started.elapsed().as_nanos() as u64;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::eve::AnomalyEvent;
+
+    fn worker(shed: bool, events_tx: Sender<Vec<EveEvent>>) -> Worker {
+        let config = crate::config::Config::default();
+        Worker::new(
+            WorkerConfig {
+                flow: config.flow_table(1),
+                anomaly_events_per_second: 100,
+                app_layer: config.app_layer(),
+                stream_memcap_bytes: 1 << 20,
+                shed_events_when_output_full: shed,
+            },
+            None,
+            events_tx,
+        )
+    }
+
+    fn anomalies(n: usize) -> Vec<EveEvent> {
+        let a = AnomalyEvent {
+            ts_ns: 1,
+            pcap_cnt: 1,
+            event: "decoder.ipv4.trunc_pkt",
+            l3: None,
+            ports: None,
+            vlans: [0; vigil_parsers::MAX_VLANS],
+            vlan_count: 0,
+            tunnel: vigil_parsers::TunnelContext::default(),
+            file_index: 0,
+        };
+        (0..n).map(|_| EveEvent::Anomaly(a)).collect()
+    }
+
+    #[test]
+    fn a_live_worker_sheds_events_on_a_full_output_queue_and_counts_them() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let mut w = worker(true, tx);
+        w.events = anomalies(3);
+        w.send_events();
+        w.events = anomalies(2);
+        w.send_events();
+        assert_eq!(w.report.events_dropped, 2);
+        assert_eq!(w.report.output_waits, 0);
+        assert_eq!(rx.len(), 1);
+    }
+
+    #[test]
+    fn a_replay_worker_waits_for_the_output_and_counts_the_wait() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let mut w = worker(false, tx);
+        w.events = anomalies(3);
+        w.send_events();
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let first = rx.recv().unwrap().len();
+            let second = rx.recv().unwrap().len();
+            (first, second)
+        });
+        w.events = anomalies(2);
+        w.send_events();
+        assert_eq!(reader.join().unwrap(), (3, 2));
+        assert_eq!(w.report.events_dropped, 0);
+        assert_eq!(w.report.output_waits, 1);
+        assert!(w.report.output_wait_ns > 0);
     }
 }

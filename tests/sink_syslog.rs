@@ -77,9 +77,7 @@ fn id_of(msg: &[u8]) -> String {
 }
 
 fn rfc3339(ts_ns: u64) -> String {
-    let mut s = String::new();
-    vigil::output::syslog::rfc3339_micros(ts_ns, &mut s);
-    s
+    vigil::output::time::rfc3339_micros(ts_ns).to_string()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -45,9 +45,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::sign::CertifiedKey;
 use rustls::{AlertDescription, CertificateError, ClientConfig, ClientConnection, RootCertStore};
 use rustls::{SignatureScheme, StreamOwned};
-use vigil_parsers::calendar::civil_from_days;
 
 use super::sink::{EncodedEvent, EventType, Sink, SinkError};
+use super::time::rfc3339_micros;
 
 /// The URL scheme the CLI takes for this sink.
 pub const SCHEME: &str = "syslog+tls";
@@ -354,21 +354,6 @@ fn system_hostname() -> String {
     }
 }
 
-/// `2024-05-13T10:00:00.123456Z`: RFC 3339 in UTC with microseconds (RFC 5424 TIMESTAMP).
-pub fn rfc3339_micros(ts_ns: u64, out: &mut String) {
-    let secs = ts_ns / 1_000_000_000;
-    let micros = (ts_ns % 1_000_000_000) / 1_000;
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    );
-}
-
 /// Appends one octet-counted frame (`LEN SP MSG`) for `ev` to `out`; `header` is scratch.
 fn append_frame(
     out: &mut Vec<u8>,
@@ -380,7 +365,7 @@ fn append_frame(
 ) {
     header.clear();
     let _ = write!(header, "<{}>1 ", pri(facility, ev.event_type));
-    rfc3339_micros(ev.ts_ns, header);
+    header.push_str(&rfc3339_micros(ev.ts_ns));
     let _ = write!(
         header,
         " {hostname} {APP_NAME} {procid} {} - ",
@@ -1063,22 +1048,6 @@ mod tests {
             ts_ns,
             json: json.as_bytes().to_vec(),
         }
-    }
-
-    #[test]
-    fn timestamps() {
-        let mut s = String::new();
-        rfc3339_micros(0, &mut s);
-        assert_eq!(s, "1970-01-01T00:00:00.000000Z");
-        s.clear();
-        rfc3339_micros(1_715_594_400_123_456_789, &mut s);
-        assert_eq!(s, "2024-05-13T10:00:00.123456Z");
-        s.clear();
-        rfc3339_micros(951_782_400_000_000_000, &mut s);
-        assert_eq!(s, "2000-02-29T00:00:00.000000Z");
-        s.clear();
-        rfc3339_micros(u64::MAX, &mut s);
-        assert_eq!(s, "2554-07-21T23:34:33.709551Z");
     }
 
     #[test]

@@ -8,6 +8,16 @@ pub type EveTime = InlineStr<32>;
 
 /// `2024-05-13T10:00:00.123456+0000`: Suricata's EVE timestamp, always UTC, microseconds.
 pub fn eve_time(ts_ns: u64) -> EveTime {
+    utc_micros(ts_ns, "+0000")
+}
+
+/// `2024-05-13T10:00:00.123456Z`: RFC 3339 in UTC with microseconds (RFC 5424 TIMESTAMP).
+pub fn rfc3339_micros(ts_ns: u64) -> EveTime {
+    utc_micros(ts_ns, "Z")
+}
+
+/// Date and time of `ts_ns` in UTC to the microsecond, followed by `zone`.
+fn utc_micros(ts_ns: u64, zone: &str) -> EveTime {
     let secs = ts_ns / 1_000_000_000;
     let micros = (ts_ns % 1_000_000_000) / 1_000;
     let days = (secs / 86_400) as i64;
@@ -27,7 +37,7 @@ pub fn eve_time(ts_ns: u64) -> EveTime {
     s.push_dec(rem % 60, 2);
     s.push_str(".");
     s.push_dec(micros, 6);
-    s.push_str("+0000");
+    s.push_str(zone);
     s
 }
 
@@ -51,6 +61,20 @@ pub fn eve_timestamp_string(ts_ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_for_syslog() {
+        assert_eq!(rfc3339_micros(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339_micros(1_715_594_400_123_456_789),
+            "2024-05-13T10:00:00.123456Z"
+        );
+        assert_eq!(
+            rfc3339_micros(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000Z"
+        );
+        assert_eq!(rfc3339_micros(u64::MAX), "2554-07-21T23:34:33.709551Z");
+    }
 
     #[test]
     fn known_instants() {

@@ -50,6 +50,28 @@ fn replay_cmd(pcap: &Path, out: &Path, url: &str, config: &Path) -> Command {
     cmd
 }
 
+/// Replays into `out` with the receiver down and kills the sensor with SIGKILL once every event
+/// is written (and so offered to the sink), checking they wait in the spool under `dir`.
+fn killed_while_spooling(pcap: &Path, out: &Path, url: &str, config: &Path, dir: &Path) {
+    let mut child = replay_cmd(pcap, out, url, config)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The final stats event is written last: every event has been offered to the sink by then.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !eve_events(out).iter().any(|e| e["event_type"] == "stats") {
+        assert!(
+            Instant::now() < deadline,
+            "replay never finished its events"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(spooled_segments(dir) > 0, "events spooled on disk");
+}
+
 fn spooled_segments(dir: &Path) -> usize {
     walk(&dir.join("spool"))
         .iter()
@@ -113,23 +135,7 @@ fn nats_gets_every_event_once_through_outages_and_a_killed_sensor() {
     server.kill();
     let out3 = dir.path().join("run3");
     let patient = config(dir.path(), 120);
-    let mut child = replay_cmd(&pcap, &out3, &url, &patient)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // The final stats event is written last: every event has been offered to the sink by then.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !eve_events(&out3).iter().any(|e| e["event_type"] == "stats") {
-        assert!(
-            Instant::now() < deadline,
-            "replay never finished its events"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(spooled_segments(dir.path()) > 0, "events spooled on disk");
+    killed_while_spooling(&pcap, &out3, &url, &patient, dir.path());
     expected += eve_events(&out3).len();
     server.restart();
     let out4 = dir.path().join("run4");
@@ -217,22 +223,7 @@ fn syslog_gets_every_event_through_a_receiver_restart() {
     // the spool first.
     rs.stop();
     let out2 = dir.path().join("run2");
-    let mut child = replay_cmd(&pcap, &out2, &url, &patient)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !eve_events(&out2).iter().any(|e| e["event_type"] == "stats") {
-        assert!(
-            Instant::now() < deadline,
-            "replay never finished its events"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(spooled_segments(dir.path()) > 0, "events spooled on disk");
+    killed_while_spooling(&pcap, &out2, &url, &patient, dir.path());
     rs.launch();
     let out3 = dir.path().join("run3");
     let status = replay_cmd(&pcap, &out3, &url, &patient).status().unwrap();

@@ -706,20 +706,6 @@ impl NatsSink {
         &self.cfg
     }
 
-    fn unavailable(&self, reason: impl Into<String>) -> SinkError {
-        SinkError::Unavailable {
-            sink: self.name.clone(),
-            reason: reason.into(),
-        }
-    }
-
-    fn refused(&self, reason: impl Into<String>) -> SinkError {
-        SinkError::Refused {
-            sink: self.name.clone(),
-            reason: reason.into(),
-        }
-    }
-
     fn connect_options(&self, disconnects: watch::Sender<u64>) -> Result<ConnectOptions, String> {
         let mut options = match load_auth(&self.cfg.auth)? {
             LoadedAuth::None => ConnectOptions::new(),
@@ -1122,9 +1108,13 @@ impl Sink for NatsSink {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| self.unavailable(format!("cannot start the sink's runtime: {e}")))?;
+            .map_err(|e| {
+                SinkError::unavailable(&self.name, format!("cannot start the sink's runtime: {e}"))
+            })?;
         let (tx, disconnects) = watch::channel(0u64);
-        let options = self.connect_options(tx).map_err(|e| self.refused(e))?;
+        let options = self
+            .connect_options(tx)
+            .map_err(|e| SinkError::refused(&self.name, e))?;
         let url = self.server_url();
         let cfg = &self.cfg;
         let subjects = &self.subjects;
@@ -1173,11 +1163,11 @@ impl Sink for NatsSink {
             }
             Err(ConnectFailure::Refused(reason)) => {
                 tracing::error!(sink = %self.name, %reason, "NATS refused the sink");
-                Err(self.refused(reason))
+                Err(SinkError::refused(&self.name, reason))
             }
             Err(ConnectFailure::Unavailable(reason)) => {
                 tracing::warn!(sink = %self.name, %reason, "NATS unavailable");
-                Err(self.unavailable(reason))
+                Err(SinkError::unavailable(&self.name, reason))
             }
         }
     }
@@ -1187,7 +1177,7 @@ impl Sink for NatsSink {
             return Ok(0);
         }
         let Some(conn) = self.conn.as_mut() else {
-            return Err(self.unavailable("not connected"));
+            return Err(SinkError::unavailable(&self.name, "not connected"));
         };
         let timeout = self.cfg.send_timeout;
         let (acked, failure) = conn.runtime.block_on(publish_batch(
@@ -1220,7 +1210,7 @@ impl Sink for NatsSink {
             "NATS send stopped short"
         );
         if acked == 0 {
-            Err(self.unavailable(reason))
+            Err(SinkError::unavailable(&self.name, reason))
         } else {
             Ok(acked)
         }

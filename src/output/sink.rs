@@ -119,6 +119,22 @@ pub enum SinkError {
     },
 }
 
+impl SinkError {
+    pub fn unavailable(sink: &str, reason: impl Into<String>) -> SinkError {
+        SinkError::Unavailable {
+            sink: sink.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn refused(sink: &str, reason: impl Into<String>) -> SinkError {
+        SinkError::Refused {
+            sink: sink.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// A destination for events. Implementations hold their connection and reconnect when asked.
 pub trait Sink: Send {
     /// Names the sink in logs and metrics (`syslog+tls://host:6514`, `nats://host:4222/vigil`).

@@ -565,24 +565,12 @@ impl SyslogTlsSink {
         }
     }
 
-    fn unavailable(&self, reason: impl Into<String>) -> SinkError {
-        SinkError::Unavailable {
-            sink: self.name.clone(),
-            reason: reason.into(),
-        }
-    }
-
-    fn refused(&self, reason: impl Into<String>) -> SinkError {
-        SinkError::Refused {
-            sink: self.name.clone(),
-            reason: reason.into(),
-        }
-    }
-
     fn tcp_connect(&self, deadline: Instant) -> Result<TcpStream, SinkError> {
         let addrs: Vec<SocketAddr> = (self.cfg.host.as_str(), self.cfg.port)
             .to_socket_addrs()
-            .map_err(|e| self.unavailable(format!("cannot resolve {}: {e}", self.cfg.host)))?
+            .map_err(|e| {
+                SinkError::unavailable(&self.name, format!("cannot resolve {}: {e}", self.cfg.host))
+            })?
             .collect();
         let mut last = None;
         for addr in &addrs {
@@ -595,34 +583,44 @@ impl SyslogTlsSink {
                 Err(e) => last = Some(format!("{addr}: {e}")),
             }
         }
-        Err(self.unavailable(match last {
-            Some(e) => format!("cannot connect: {e}"),
-            None if addrs.is_empty() => format!("{} resolves to no address", self.cfg.host),
-            None => "connect timed out".into(),
-        }))
+        Err(SinkError::unavailable(
+            &self.name,
+            match last {
+                Some(e) => format!("cannot connect: {e}"),
+                None if addrs.is_empty() => format!("{} resolves to no address", self.cfg.host),
+                None => "connect timed out".into(),
+            },
+        ))
     }
 
     /// Turns a handshake failure into `Refused` (certificates, protocol) or `Unavailable`.
     fn classify(&self, e: &io::Error) -> SinkError {
         let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
-            return self.unavailable(format!("TLS handshake: {e}"));
+            return SinkError::unavailable(&self.name, format!("TLS handshake: {e}"));
         };
         match tls {
             rustls::Error::InvalidCertificate(CertificateError::NotValidForName)
             | rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
                 ..
-            }) => self.refused(format!(
-                "server certificate is not valid for the name {:?}: {tls} \
+            }) => SinkError::refused(
+                &self.name,
+                format!(
+                    "server certificate is not valid for the name {:?}: {tls} \
                  (set sni= to the name it has)",
-                self.server_name.to_str()
-            )),
-            rustls::Error::InvalidCertificate(ce) => self.refused(format!(
-                "server certificate not trusted by CA file {}: {}",
-                self.cfg.ca_file.display(),
-                cert_problem(ce)
-            )),
-            rustls::Error::AlertReceived(alert) if is_cert_alert(*alert) => {
-                self.refused(match &self.cfg.client_cert {
+                    self.server_name.to_str()
+                ),
+            ),
+            rustls::Error::InvalidCertificate(ce) => SinkError::refused(
+                &self.name,
+                format!(
+                    "server certificate not trusted by CA file {}: {}",
+                    self.cfg.ca_file.display(),
+                    cert_problem(ce)
+                ),
+            ),
+            rustls::Error::AlertReceived(alert) if is_cert_alert(*alert) => SinkError::refused(
+                &self.name,
+                match &self.cfg.client_cert {
                     None => format!(
                         "server refused the connection with alert {alert:?}: it probably \
                          requires a client certificate (cert=FILE&key=FILE)"
@@ -631,23 +629,26 @@ impl SyslogTlsSink {
                         "server refused client certificate {} with alert {alert:?}",
                         cert.display()
                     ),
-                })
-            }
+                },
+            ),
             rustls::Error::AlertReceived(
                 alert @ (AlertDescription::HandshakeFailure
                 | AlertDescription::ProtocolVersion
                 | AlertDescription::InsufficientSecurity),
-            ) => self.refused(format!(
-                "server refused the TLS handshake with alert {alert:?} (no TLS 1.2/1.3 \
+            ) => SinkError::refused(
+                &self.name,
+                format!(
+                    "server refused the TLS handshake with alert {alert:?} (no TLS 1.2/1.3 \
                  cipher suite or version in common?)"
-            )),
+                ),
+            ),
             rustls::Error::PeerIncompatible(p) => {
-                self.refused(format!("server TLS is incompatible: {p:?}"))
+                SinkError::refused(&self.name, format!("server TLS is incompatible: {p:?}"))
             }
             rustls::Error::NoCertificatesPresented => {
-                self.refused("server presented no certificate".to_string())
+                SinkError::refused(&self.name, "server presented no certificate".to_string())
             }
-            other => self.unavailable(format!("TLS handshake: {other}")),
+            other => SinkError::unavailable(&self.name, format!("TLS handshake: {other}")),
         }
     }
 
@@ -661,17 +662,20 @@ impl SyslogTlsSink {
         let until = Instant::now() + CLIENT_AUTH_VERDICT_WAIT.min(self.cfg.timeout);
         let until = until.min(deadline);
         let rejected = |detail: String| {
-            self.refused(match &self.cfg.client_cert {
-                None => format!(
-                    "server asked for a client certificate, none is configured \
+            SinkError::refused(
+                &self.name,
+                match &self.cfg.client_cert {
+                    None => format!(
+                        "server asked for a client certificate, none is configured \
                      (cert=FILE&key=FILE), and it {detail} right after the handshake"
-                ),
-                Some((cert, _)) => format!(
-                    "server {detail} right after the handshake: it did not accept client \
+                    ),
+                    Some((cert, _)) => format!(
+                        "server {detail} right after the handshake: it did not accept client \
                      certificate {}",
-                    cert.display()
-                ),
-            })
+                        cert.display()
+                    ),
+                },
+            )
         };
         loop {
             let left = until.saturating_duration_since(Instant::now());
@@ -682,7 +686,7 @@ impl SyslogTlsSink {
                 .sock
                 .0
                 .set_read_timeout(Some(left))
-                .map_err(|e| self.unavailable(format!("socket: {e}")))?;
+                .map_err(|e| SinkError::unavailable(&self.name, format!("socket: {e}")))?;
             match stream.conn.read_tls(&mut stream.sock) {
                 Ok(0) => return Err(rejected("closed the connection".into())),
                 Ok(_) => match stream.conn.process_new_packets() {
@@ -695,7 +699,7 @@ impl SyslogTlsSink {
                     Err(rustls::Error::AlertReceived(alert)) => {
                         return Err(rejected(format!("sent alert {alert:?}")))
                     }
-                    Err(e) => return Err(self.unavailable(format!("TLS: {e}"))),
+                    Err(e) => return Err(SinkError::unavailable(&self.name, format!("TLS: {e}"))),
                 },
                 Err(e)
                     if matches!(
@@ -933,23 +937,27 @@ impl Sink for SyslogTlsSink {
                 .with_interval(KEEPALIVE_INTERVAL);
             socket2::SockRef::from(sock).set_tcp_keepalive(&keepalive)
         };
-        setup(&sock).map_err(|e| self.unavailable(format!("socket setup: {e}")))?;
+        setup(&sock)
+            .map_err(|e| SinkError::unavailable(&self.name, format!("socket setup: {e}")))?;
 
         self.client_cert_asked.store(false, Ordering::Relaxed);
         let conn = ClientConnection::new(self.tls.clone(), self.server_name.clone())
-            .map_err(|e| self.refused(format!("TLS setup: {e}")))?;
+            .map_err(|e| SinkError::refused(&self.name, format!("TLS setup: {e}")))?;
         let mut stream = StreamOwned::new(conn, Socket(sock));
         while stream.conn.is_handshaking() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(self.unavailable("TLS handshake timed out"));
+                return Err(SinkError::unavailable(
+                    &self.name,
+                    "TLS handshake timed out",
+                ));
             }
             let timeouts = stream
                 .sock
                 .0
                 .set_read_timeout(Some(left))
                 .and_then(|()| stream.sock.0.set_write_timeout(Some(left)));
-            timeouts.map_err(|e| self.unavailable(format!("socket: {e}")))?;
+            timeouts.map_err(|e| SinkError::unavailable(&self.name, format!("socket: {e}")))?;
             match stream.conn.complete_io(&mut stream.sock) {
                 Ok(_) => {}
                 Err(e)
@@ -958,7 +966,10 @@ impl Sink for SyslogTlsSink {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return Err(self.unavailable("TLS handshake timed out"))
+                    return Err(SinkError::unavailable(
+                        &self.name,
+                        "TLS handshake timed out",
+                    ))
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -992,7 +1003,7 @@ impl Sink for SyslogTlsSink {
                 if let Some(old) = self.stream.take() {
                     close_quietly(old);
                 }
-                return Err(self.unavailable(reason));
+                return Err(SinkError::unavailable(&self.name, reason));
             }
             self.resend_on_connect = false;
         }
@@ -1011,7 +1022,7 @@ impl Sink for SyslogTlsSink {
                     close_quietly(old);
                     tracing::warn!(sink = %self.name, "connection lost: {reason}");
                 }
-                Err(self.unavailable(reason))
+                Err(SinkError::unavailable(&self.name, reason))
             }
         }
     }

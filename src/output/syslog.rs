@@ -455,6 +455,31 @@ impl Write for Socket {
 type TlsStream = StreamOwned<ClientConnection, Socket>;
 
 /// The syslog-over-TLS sink.
+/// Chunks of frames written last, oldest first, kept to be written again after a reconnect.
+#[derive(Default)]
+struct ResendWindow {
+    chunks: std::collections::VecDeque<Vec<u8>>,
+    bytes: usize,
+}
+
+impl ResendWindow {
+    /// Keeps a copy of frames just written, dropping the oldest chunks beyond `limit` bytes.
+    fn remember(&mut self, written: &[u8], limit: usize) {
+        if limit == 0 || written.is_empty() {
+            return;
+        }
+        self.chunks.push_back(written.to_vec());
+        self.bytes += written.len();
+        while let Some(front) = self.chunks.front() {
+            if self.bytes - front.len() < limit {
+                break;
+            }
+            self.bytes -= front.len();
+            self.chunks.pop_front();
+        }
+    }
+}
+
 pub struct SyslogTlsSink {
     cfg: SyslogTlsConfig,
     name: String,
@@ -467,9 +492,8 @@ pub struct SyslogTlsSink {
     stream: Option<TlsStream>,
     buf: Vec<u8>,
     header: String,
-    /// The last chunks of frames written, up to `resend_bytes`, oldest first.
-    recent: std::collections::VecDeque<Vec<u8>>,
-    recent_bytes: usize,
+    /// The last frames written, up to `resend_bytes`.
+    recent: ResendWindow,
     /// A connection broke since `recent` was written: write it again on the next one.
     resend_on_connect: bool,
 }
@@ -537,8 +561,7 @@ impl SyslogTlsSink {
             stream: None,
             buf: Vec::with_capacity(WRITE_CHUNK + 64 * 1024),
             header: String::with_capacity(128),
-            recent: std::collections::VecDeque::new(),
-            recent_bytes: 0,
+            recent: ResendWindow::default(),
             resend_on_connect: false,
         })
     }
@@ -796,41 +819,18 @@ impl SyslogTlsSink {
         stream.sock.flush()
     }
 
-    /// Keeps a copy of frames just written, dropping the oldest beyond `limit` bytes.
-    fn remember(
-        recent: &mut std::collections::VecDeque<Vec<u8>>,
-        recent_bytes: &mut usize,
-        limit: usize,
-        written: &[u8],
-    ) {
-        if limit == 0 || written.is_empty() {
-            return;
-        }
-        recent.push_back(written.to_vec());
-        *recent_bytes += written.len();
-        while *recent_bytes > limit {
-            match recent.front() {
-                Some(front) if *recent_bytes - front.len() >= limit => {
-                    *recent_bytes -= front.len();
-                    recent.pop_front();
-                }
-                _ => break,
-            }
-        }
-    }
-
     /// After a broken connection was replaced: the frames the old one may have lost, again.
     fn resend_recent(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + self.cfg.timeout;
         let Some(stream) = self.stream.as_mut() else {
             return Err("not connected".into());
         };
-        for chunk in &self.recent {
+        for chunk in &self.recent.chunks {
             Self::write_all(stream, chunk, deadline).map_err(|e| format!("write: {e}"))?;
         }
         tracing::info!(
             sink = %self.name,
-            bytes = self.recent_bytes,
+            bytes = self.recent.bytes,
             "wrote the last frames again after a reconnect (the old connection may have lost them)"
         );
         Ok(())
@@ -854,22 +854,12 @@ impl SyslogTlsSink {
             );
             if self.buf.len() >= WRITE_CHUNK {
                 Self::write_all(stream, &self.buf, deadline).map_err(|e| format!("write: {e}"))?;
-                Self::remember(
-                    &mut self.recent,
-                    &mut self.recent_bytes,
-                    self.cfg.resend_bytes,
-                    &self.buf,
-                );
+                self.recent.remember(&self.buf, self.cfg.resend_bytes);
                 self.buf.clear();
             }
         }
         Self::write_all(stream, &self.buf, deadline).map_err(|e| format!("write: {e}"))?;
-        Self::remember(
-            &mut self.recent,
-            &mut self.recent_bytes,
-            self.cfg.resend_bytes,
-            &self.buf,
-        );
+        self.recent.remember(&self.buf, self.cfg.resend_bytes);
         self.buf.clear();
         if self.buf.capacity() > 4 * WRITE_CHUNK {
             // A huge event grew the buffer: give the memory back.
@@ -1017,7 +1007,7 @@ impl Sink for SyslogTlsSink {
         match self.send_batch(events) {
             Ok(()) => Ok(events.len()),
             Err(reason) => {
-                self.resend_on_connect = !self.recent.is_empty();
+                self.resend_on_connect = !self.recent.chunks.is_empty();
                 if let Some(old) = self.stream.take() {
                     close_quietly(old);
                     tracing::warn!(sink = %self.name, "connection lost: {reason}");

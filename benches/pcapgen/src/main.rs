@@ -89,13 +89,24 @@ struct Args {
     impair: Option<Impair>,
 }
 
+/// `KIND=WEIGHT,…` pairs.
+fn weights(s: &str) -> Result<Vec<(&str, u32)>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            let (k, w) = part
+                .split_once('=')
+                .ok_or_else(|| format!("expected KIND=WEIGHT, got {part:?}"))?;
+            let w = w.parse().map_err(|_| format!("bad weight {w:?} for {k}"))?;
+            Ok((k, w))
+        })
+        .collect()
+}
+
 fn parse_variants(s: &str) -> Result<Variants, String> {
     let mut v = Variants::default();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, w) = part
-            .split_once('=')
-            .ok_or_else(|| format!("expected KIND=WEIGHT, got {part:?}"))?;
-        let w: u32 = w.parse().map_err(|_| format!("bad weight {w:?} for {k}"))?;
+    for (k, w) in weights(s)? {
         match k {
             "ssh" => v.ssh = w,
             "odd_ports" => v.odd_ports = w,
@@ -115,11 +126,7 @@ fn parse_variants(s: &str) -> Result<Variants, String> {
 
 fn parse_mix(s: &str) -> Result<Mix, String> {
     let mut m = Mix::default();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, w) = part
-            .split_once('=')
-            .ok_or_else(|| format!("expected KIND=WEIGHT, got {part:?}"))?;
-        let w: u32 = w.parse().map_err(|_| format!("bad weight {w:?} for {k}"))?;
+    for (k, w) in weights(s)? {
         match k {
             "http" => m.http = w,
             "tls" => m.tls = w,

@@ -15,6 +15,8 @@ packages=(
     # upstream delivery tests: a private rsyslogd with the GnuTLS stream driver (imtcp gtls),
     # and a nats-server with JetStream
     rsyslog rsyslog-gnutls nats-server
+    # active response: firewall blocks in an nftables table Vigil owns
+    nftables
 )
 
 missing=()

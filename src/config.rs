@@ -29,6 +29,100 @@ pub struct Config {
     #[serde(rename = "output", skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputSection>,
     pub spool: SpoolSection,
+    pub response: ResponseSection,
+}
+
+/// Active response: TCP resets, firewall blocks, a webhook; off unless enabled.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponseSection {
+    pub enabled: bool,
+    /// Log what would be done (EVE `response` events) and change nothing.
+    pub dry_run: bool,
+    /// Interface resets leave through; empty = the capture interface (SPAN ports are often
+    /// receive-only: then name an interface that reaches the monitored hosts).
+    pub inject_iface: String,
+    /// Answer UDP flows a reject hits with ICMP port unreachable.
+    pub icmp_unreachable: bool,
+    /// Actions (resets, blocks) allowed per minute; more are refused and logged.
+    pub max_actions_per_minute: u32,
+    /// Networks never acted on (addresses or CIDR).
+    pub allowlist: Vec<crate::response::policy::Network>,
+    /// Also protect the sensor's own addresses, its default gateways and the outputs' hosts.
+    pub allowlist_own: bool,
+    /// `drop` rules reset both ends and block the source this long; 0 = reset only.
+    pub drop_block_for: crate::response::policy::HumanDuration,
+    /// `nft`: blocks go into the nftables table `nft_table` Vigil owns; `none`: no local
+    /// firewall (the webhook only).
+    pub firewall: Firewall,
+    pub nft_table: String,
+    /// Blocks remembered across restarts (so none is repeated or lost).
+    pub state_file: PathBuf,
+    /// Unix socket for `vigil block`/`unblock`/`blocks` (mode 0660, the daemon's group).
+    pub control_socket: PathBuf,
+    pub webhook: WebhookSection,
+    /// `[[response.policy]]`: the first matching one adds its actions to the rule's own.
+    #[serde(rename = "policy", skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<crate::response::policy::PolicyRule>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Firewall {
+    Nft,
+    None,
+}
+
+/// HTTPS POST of every block and unblock to a remote firewall or EDR.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSection {
+    /// `https://HOST[:PORT]/PATH`; empty = no webhook.
+    pub url: String,
+    /// CA file to verify the receiver with; empty = the system's trust store.
+    pub ca: PathBuf,
+    /// Client certificate and key for mutual TLS; empty = none.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Sent as `Authorization: Bearer …`; empty = none.
+    pub bearer_token: String,
+    pub timeout_secs: u32,
+}
+
+impl Default for WebhookSection {
+    fn default() -> Self {
+        WebhookSection {
+            url: String::new(),
+            ca: PathBuf::new(),
+            cert: PathBuf::new(),
+            key: PathBuf::new(),
+            bearer_token: String::new(),
+            timeout_secs: 5,
+        }
+    }
+}
+
+impl Default for ResponseSection {
+    fn default() -> Self {
+        ResponseSection {
+            enabled: false,
+            dry_run: false,
+            inject_iface: String::new(),
+            icmp_unreachable: false,
+            max_actions_per_minute: 120,
+            allowlist: Vec::new(),
+            allowlist_own: true,
+            drop_block_for: crate::response::policy::HumanDuration(std::time::Duration::from_secs(
+                600,
+            )),
+            firewall: Firewall::Nft,
+            nft_table: "vigil".into(),
+            state_file: PathBuf::from("/var/lib/vigil/response-blocks.json"),
+            control_socket: PathBuf::from("/run/vigil/control.sock"),
+            webhook: WebhookSection::default(),
+            policies: Vec::new(),
+        }
+    }
 }
 
 /// One upstream sink.
@@ -343,7 +437,8 @@ pub struct EveSection {
     pub compress_rotated: bool,
     /// Delete the oldest rotated files while they use more than this (bytes); 0 = no cap.
     pub max_disk_bytes: u64,
-    /// Event types written to `eve.json` (alert, flow, anomaly, http, dns, tls, ssh, stats);
+    /// Event types written to `eve.json` (alert, flow, anomaly, http, dns, tls, ssh, stats,
+    /// response);
     /// empty = all.
     pub types: Vec<String>,
 }
@@ -548,7 +643,8 @@ impl Config {
                         line,
                         column,
                         message: format!(
-                            "{what}: unknown event type {t:?} (alert, flow, anomaly, http, dns, tls, ssh, stats)"
+                            "{what}: unknown event type {t:?} ({})",
+                            crate::output::sink::EventType::all_names()
                         ),
                     }
                 })
@@ -576,6 +672,60 @@ impl Config {
                 "stats_interval_secs",
                 "stats_interval_secs must be at least 1".into(),
             );
+        }
+        let r = &self.response;
+        if r.max_actions_per_minute == 0 {
+            return fail(
+                "response",
+                "max_actions_per_minute",
+                "max_actions_per_minute must be at least 1".into(),
+            );
+        }
+        let table_ok = !r.nft_table.is_empty()
+            && r.nft_table.len() <= 32
+            && r.nft_table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !table_ok {
+            return fail(
+                "response",
+                "nft_table",
+                "nft_table must be 1-32 letters, digits, '_' or '-'".into(),
+            );
+        }
+        if !r.webhook.url.is_empty() && !r.webhook.url.starts_with("https://") {
+            let loopback_http = r.webhook.url.starts_with("http://127.")
+                || r.webhook.url.starts_with("http://localhost")
+                || r.webhook.url.starts_with("http://[::1]");
+            if !loopback_http {
+                return fail(
+                    "response.webhook",
+                    "url",
+                    "url must be https:// (plain http only to a loopback address)".into(),
+                );
+            }
+        }
+        for (i, p) in r.policies.iter().enumerate() {
+            if p.reset == crate::response::policy::Ends::None
+                && p.block == crate::response::policy::Ends::None
+            {
+                let (line, column) = nth_table(text, "[[response.policy]]", i);
+                return Err(ConfigError::Invalid {
+                    path: origin.to_string(),
+                    line,
+                    column,
+                    message: "response.policy: give `reset` or `block` (src, dst or both)".into(),
+                });
+            }
+            if p.block != crate::response::policy::Ends::None && p.block_for.0.is_zero() {
+                let (line, column) = nth_table(text, "[[response.policy]]", i);
+                return Err(ConfigError::Invalid {
+                    path: origin.to_string(),
+                    line,
+                    column,
+                    message: "response.policy: `for` must be at least 1s".into(),
+                });
+            }
         }
         if self.defrag.max_fragments == 0 {
             return fail(
@@ -666,6 +816,15 @@ impl Config {
     }
 }
 
+/// Where the `n`th (0-based) `header` table starts.
+fn nth_table(text: &str, header: &str, n: usize) -> (usize, usize) {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == header)
+        .nth(n)
+        .map_or((1, 1), |(i, _)| (i + 1, 1))
+}
+
 /// Where a quoted value first appears (for errors about list items serde gives no span for).
 fn find_value(text: &str, value: &str) -> (usize, usize) {
     text.find(&format!("\"{value}\""))
@@ -741,5 +900,44 @@ mod tests {
         );
         let err = Config::parse("[flow.timeouts.tcp]\nnew = 1\n", "v.toml").unwrap_err();
         assert!(err.to_string().contains("missing field"), "{err}");
+    }
+
+    #[test]
+    fn response_settings_are_checked_where_they_stand() {
+        let err = Config::parse(
+            "[response]\nenabled = true\ndrop_block_for = \"1w\"\n",
+            "v.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("v.toml:3:18: "), "{err}");
+        assert!(err.contains("unknown unit"), "{err}");
+        let err = Config::parse("[response]\nallowlist = [\"10.0.0.0/40\"]\n", "v.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("v.toml:2:"), "{err}");
+        assert!(err.contains("not an address or network"), "{err}");
+        let text = "[response]\n\n[[response.policy]]\nsids = [1]\n\n[[response.policy]]\nsids = [2]\nreset = \"sideways\"\n";
+        let err = Config::parse(text, "v.toml").unwrap_err().to_string();
+        assert!(err.starts_with("v.toml:8:"), "{err}");
+        let text =
+            "[[response.policy]]\nsids = [1]\nblock = \"src\"\n\n[[response.policy]]\nsids = [2]\n";
+        let err = Config::parse(text, "v.toml").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "v.toml:5:1: response.policy: give `reset` or `block` (src, dst or both)"
+        );
+        let err = Config::parse("[response]\nnft_table = \"a b\"\n", "v.toml").unwrap_err();
+        assert!(
+            err.to_string().starts_with("v.toml:2:1: nft_table"),
+            "{err}"
+        );
+        let ok = Config::parse(
+            "[response]\nenabled = true\nallowlist = [\"192.0.2.0/24\", \"2001:db8::1\"]\n[[response.policy]]\nclasstype = \"trojan-activity\"\nmax_severity = 1\nblock = \"src\"\nfor = \"1h\"\n",
+            "v.toml",
+        )
+        .unwrap();
+        assert_eq!(ok.response.policies[0].block_for.0.as_secs(), 3600);
+        assert_eq!(ok.response.allowlist.len(), 2);
     }
 }

@@ -10,5 +10,6 @@ pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod replay;
+pub mod response;
 pub mod stats;
 pub mod verify;

@@ -40,6 +40,51 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Block an address in the running daemon's firewall (active response).
+    Block {
+        addr: std::net::IpAddr,
+        /// How long: 90s, 15m, 1h, 2d.
+        #[arg(long = "for", default_value = "1h", value_name = "DURATION")]
+        duration: vigil::response::policy::HumanDuration,
+        /// Why, for the log and the `response` event.
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Lift a block.
+    Unblock {
+        addr: std::net::IpAddr,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// List the active blocks.
+    Blocks {
+        /// One JSON object per block instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+}
+
+/// Where the running daemon's control socket is.
+#[derive(clap::Args)]
+struct ControlArgs {
+    /// The control socket (default: the config's `response.control_socket`).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// The daemon's configuration file, for its socket path.
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RespondArg {
+    /// Act: resets, blocks, webhook.
+    On,
+    /// Log what would be done (EVE `response` events); change nothing.
+    DryRun,
 }
 
 #[derive(clap::Args)]
@@ -67,6 +112,10 @@ struct ReplayArgs {
     /// `nats://HOST:PORT/PREFIX?stream=NAME&creds=FILE`; repeat for several.
     #[arg(long = "output", value_name = "URL")]
     outputs: Vec<String>,
+    /// Active response in dry-run: log as EVE `response` events what a live sensor with this
+    /// config's `[response]` policy would do (replay never acts).
+    #[arg(long, value_enum, value_name = "MODE")]
+    respond: Option<RespondArg>,
     /// Progress bar on stderr.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     progress: Progress,
@@ -112,6 +161,14 @@ struct RunArgs {
     /// (as for `replay`); repeat for several.
     #[arg(long = "output", value_name = "URL")]
     outputs: Vec<String>,
+    /// Active response (resets, blocks) under the config's `[response]` policy; `dry-run` only
+    /// logs (default: the config's `response.enabled` and `response.dry_run`).
+    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, default_missing_value = "on")]
+    respond: Option<RespondArg>,
+    /// Interface resets leave through (default: `response.inject_iface`, else the capture
+    /// interface).
+    #[arg(long, value_name = "IFACE")]
+    inject_iface: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -206,6 +263,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Replay(args) => run_replay(args),
         Command::Run(args) => run_daemon(args),
         Command::Interfaces => list_interfaces(),
+        Command::Block {
+            addr,
+            duration,
+            reason,
+            control,
+        } => {
+            let command = vigil::response::engine::Command::Block {
+                addr,
+                for_secs: duration.0.as_secs(),
+                reason,
+            };
+            finish_control(control_command(&control, command)?)
+        }
+        Command::Unblock { addr, control } => {
+            let command = vigil::response::engine::Command::Unblock { addr };
+            finish_control(control_command(&control, command)?)
+        }
+        Command::Blocks { json, control } => {
+            let reply = control_command(&control, vigil::response::engine::Command::Blocks)?;
+            print_blocks(&reply, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify(args) => {
             let opts = vigil::verify::VerifyOptions {
                 dirs: args.dirs,
@@ -319,6 +398,13 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         eve_dir,
         rules,
         outputs,
+        respond_dry_run: match args.respond {
+            None => false,
+            Some(RespondArg::DryRun) => true,
+            Some(RespondArg::On) => {
+                anyhow::bail!("replay only runs active response as --respond=dry-run")
+            }
+        },
         progress,
     })
     .context("replay failed")?;
@@ -385,6 +471,8 @@ fn run_daemon(args: RunArgs) -> Result<ExitCode> {
         workers,
         use_rules_cache: !args.no_rules_cache,
         outputs,
+        respond: args.respond.map(respond_mode),
+        inject_iface: args.inject_iface.clone(),
     })?;
     let s = &report.stats;
     let capture = s.capture.unwrap_or_default();
@@ -404,7 +492,79 @@ fn run_daemon(args: RunArgs) -> Result<ExitCode> {
             u.name, u.acked, u.spool.events, u.spool.dropped, u.rejected
         );
     }
+    if let Some(r) = &report.response {
+        eprintln!("vigil: response: {}", response_line(r));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn finish_control(reply: vigil::response::engine::Reply) -> Result<ExitCode> {
+    if reply.ok {
+        println!("{}", reply.message);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("vigil: {}", reply.message);
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn respond_mode(arg: RespondArg) -> vigil::response::Mode {
+    match arg {
+        RespondArg::On => vigil::response::Mode::Act,
+        RespondArg::DryRun => vigil::response::Mode::DryRun,
+    }
+}
+
+fn response_line(r: &vigil::response::ResponseCounters) -> String {
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "{} requests ({} dropped on a full ring), {} resets, {} ICMP unreachables, {} blocks, {} unblocks, {} expired, {} dry-run, {} refused by the allowlist, {} by the rate limit, {} failed, {} blocks active",
+        n(&r.requests),
+        n(&r.requests_dropped),
+        n(&r.resets),
+        n(&r.icmp_unreachables),
+        n(&r.blocks),
+        n(&r.unblocks),
+        n(&r.expired),
+        n(&r.dry_run),
+        n(&r.refused_allowlist),
+        n(&r.refused_rate_limit),
+        n(&r.failed),
+        n(&r.blocks_active),
+    )
+}
+
+/// `vigil block`, `unblock`, `blocks`: one command to the daemon's control socket.
+fn control_command(
+    control: &ControlArgs,
+    command: vigil::response::engine::Command,
+) -> Result<vigil::response::engine::Reply> {
+    let socket = match (&control.socket, &control.config) {
+        (Some(path), _) => path.clone(),
+        (None, Some(config)) => Config::load(config)?.response.control_socket,
+        (None, None) => Config::default().response.control_socket,
+    };
+    vigil::response::control::request(&socket, &command).map_err(anyhow::Error::msg)
+}
+
+fn print_blocks(reply: &vigil::response::engine::Reply, json: bool) -> Result<()> {
+    if json {
+        for b in &reply.blocks {
+            println!("{}", serde_json::to_string(b)?);
+        }
+        return Ok(());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    println!("{:<40} {:>10}  REASON", "ADDRESS", "EXPIRES IN");
+    for b in &reply.blocks {
+        let left = vigil::response::policy::HumanDuration(std::time::Duration::from_secs(
+            b.until.saturating_sub(now),
+        ));
+        println!("{:<40} {:>10}  {}", b.addr, left.to_string(), b.reason);
+    }
+    Ok(())
 }
 
 /// `--output` values: a `file:DIR` (the eve.json directory, optionally `?types=…`) and the

@@ -25,6 +25,9 @@ pub struct ReplayOptions {
     pub rules: Option<std::sync::Arc<vigil_signatures::RuleSet>>,
     /// Upstream sink URLs besides the config's `[[output]]` (`--output`).
     pub outputs: Vec<String>,
+    /// Run the `[response]` policy in dry-run: `response` events say what a live sensor would
+    /// do. Replay never acts.
+    pub respond_dry_run: bool,
     /// Called now and then with (bytes read, total bytes) for a progress display.
     pub progress: Option<Box<dyn FnMut(u64, u64) + Send>>,
 }
@@ -48,6 +51,10 @@ pub enum ReplayError {
     Worker(String),
     #[error("output: {0}")]
     Upstream(String),
+    #[error(transparent)]
+    Response(#[from] crate::response::engine::ResponseError),
+    #[error("active response: {0}")]
+    ResponseSettings(String),
 }
 
 pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
@@ -72,6 +79,22 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         .spawn(move || writer.run(events_rx))
         .map_err(|e| ReplayError::Worker(e.to_string()))?;
 
+    let (responder, policy) = if opts.respond_dry_run {
+        let (mut settings, policy) =
+            crate::response::settings(cfg, crate::response::Mode::DryRun, None, &[], &opts.outputs)
+                .map_err(ReplayError::ResponseSettings)?;
+        // Packet time runs faster than the wall clock the rate limit counts in, and nothing
+        // here outlives the run.
+        settings.max_actions_per_minute = u32::MAX;
+        settings.state_file = None;
+        settings.firewall = None;
+        settings.webhook = None;
+        let responder = crate::response::Responder::start(settings, events_tx.clone())?;
+        (Some(responder), Some(policy))
+    } else {
+        (None, None)
+    };
+
     let ring = cfg.pipeline.ring_batches;
     let (recycle_tx, recycle_rx) = bounded::<Batch>(workers * (ring + 2));
     let worker_cfg = WorkerConfig {
@@ -93,7 +116,13 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
             ),
             None => None,
         };
-        let worker = Worker::new(worker_cfg.clone(), detect, events_tx.clone());
+        let mut worker = Worker::new(worker_cfg.clone(), detect, events_tx.clone());
+        if let (Some(responder), Some(policy)) = (&responder, &policy) {
+            worker.set_response(Some(crate::response::tap::ResponseTap::new(
+                std::sync::Arc::clone(policy),
+                responder.requests(),
+            )));
+        }
         let recycle = recycle_tx.clone();
         let handle = thread::Builder::new()
             .name(format!("vigil-worker-{k}"))
@@ -173,6 +202,9 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
             stats.last_ts_ns = summary.last_ts_ns;
         }
         Err(e) => worker_failure = Some(e.to_string()),
+    }
+    if let Some(responder) = responder {
+        responder.stop();
     }
     let processing = started.elapsed();
     stats.uptime_secs = processing.as_secs();

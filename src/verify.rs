@@ -1133,6 +1133,7 @@ fn replay_case(plan: &CasePlan, out_dir: &Path) -> Result<Vec<Value>, String> {
         eve_dir: out_dir.to_path_buf(),
         rules,
         outputs: Vec::new(),
+        respond_dry_run: false,
         progress: None,
     })
     .map_err(|e| format!("replay of {} failed: {e}", plan.pcap.display()))?;

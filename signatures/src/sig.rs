@@ -38,6 +38,19 @@ impl Action {
         })
     }
 
+    /// The rule's action as written.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Action::Alert => "alert",
+            Action::Pass => "pass",
+            Action::Drop => "drop",
+            Action::Reject => "reject",
+            Action::RejectSrc => "rejectsrc",
+            Action::RejectDst => "rejectdst",
+            Action::RejectBoth => "rejectboth",
+        }
+    }
+
     /// The EVE `alert.action` value: on a passive sensor nothing is blocked inline.
     pub fn eve_name(self) -> &'static str {
         match self {

@@ -46,6 +46,11 @@ pub struct DaemonOptions {
     pub use_rules_cache: bool,
     /// Upstream sink URLs besides the config's `[[output]]` (`--output`).
     pub outputs: Vec<String>,
+    /// Active response from the command line (`--respond`); `None` leaves it to
+    /// `response.enabled` and `response.dry_run`.
+    pub respond: Option<crate::response::Mode>,
+    /// `--inject-iface`: where resets leave, over `response.inject_iface`.
+    pub inject_iface: Option<String>,
 }
 
 /// Rules as loaded, for logs and metrics.
@@ -63,6 +68,8 @@ pub struct DaemonReport {
     pub stats: RunStats,
     pub output: OutputReport,
     pub workers: Vec<WorkerStatus>,
+    /// Active response counters, when it ran.
+    pub response: Option<Arc<crate::response::ResponseCounters>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +84,8 @@ pub enum DaemonError {
     Privileges(#[from] privileges::PrivilegeError),
     #[error("cannot load rules: {0}")]
     Rules(String),
+    #[error(transparent)]
+    Response(#[from] crate::response::engine::ResponseError),
     #[error("a worker thread failed: {0}")]
     Worker(String),
 }
@@ -125,11 +134,49 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         .with_file_types(config.eve_types())
         .with_counters(Arc::clone(&output_counters))
         .with_upstreams(upstreams, drain);
+    // Active response opens its socket, firewall table and control socket while still root.
+    let respond = opts.respond.or_else(|| {
+        config
+            .response
+            .enabled
+            .then_some(if config.response.dry_run {
+                crate::response::Mode::DryRun
+            } else {
+                crate::response::Mode::Act
+            })
+    });
+    let response = match respond {
+        Some(mode) => {
+            let (settings, policy) = crate::response::settings(
+                &config,
+                mode,
+                opts.inject_iface.as_deref(),
+                &config.capture.interfaces,
+                &opts.outputs,
+            )
+            .map_err(DaemonError::Setup)?;
+            let firewall = settings.firewall.is_some() && mode == crate::response::Mode::Act;
+            let prepared = crate::response::Responder::prepare(settings)?;
+            let control = crate::response::control::ControlServer::bind(
+                &config.response.control_socket,
+                control_group(&config.daemon),
+            )
+            .map_err(DaemonError::Setup)?;
+            tracing::info!(?mode, socket = %config.response.control_socket.display(), "active response ready");
+            Some((prepared, control, policy, firewall))
+        }
+        None => None,
+    };
+    let ambient = match &response {
+        Some((_, _, _, true)) => vec![caps::Capability::CAP_NET_ADMIN],
+        _ => Vec::new(),
+    };
     // Capabilities are per thread: drop before any other thread exists.
     privileges::drop_to(
         &config.daemon.user,
         &config.daemon.group,
         &capabilities_kept(config.capture.method),
+        &ambient,
     )?;
 
     let control = Arc::new(Control {
@@ -142,6 +189,16 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         .name("vigil-output".into())
         .spawn(move || writer.run(events_rx))
         .map_err(|e| DaemonError::Worker(e.to_string()))?;
+    let (responder, control_server, policy) = match response {
+        Some((prepared, control, policy, _)) => {
+            let responder = prepared.start(events_tx.clone())?;
+            let server = control
+                .start(responder.commands())
+                .map_err(DaemonError::Setup)?;
+            (Some(responder), Some(server), Some(policy))
+        }
+        None => (None, None, None),
+    };
 
     let worker_cfg = WorkerConfig {
         flow: config.flow_table(workers),
@@ -161,7 +218,13 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
             ),
             None => None,
         };
-        let worker = Worker::new(worker_cfg.clone(), detect, events_tx.clone());
+        let mut worker = Worker::new(worker_cfg.clone(), detect, events_tx.clone());
+        if let (Some(responder), Some(policy)) = (&responder, &policy) {
+            worker.set_response(Some(crate::response::tap::ResponseTap::new(
+                Arc::clone(policy),
+                responder.requests(),
+            )));
+        }
         let dispatcher = Dispatcher::new(
             LiveSink::new(worker, index, peers.next().flatten()),
             config.pipeline.batch_packets,
@@ -262,6 +325,14 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
             Err(_) => failure = Some("a worker panicked".to_string()),
         }
     }
+    // The workers are gone: what they asked for is handled, then the responder stops (its
+    // blocks stay in the firewall and the state file).
+    drop(control_server);
+    let response_counters = responder.map(|r| {
+        let counters = Arc::clone(&r.counters);
+        r.stop();
+        counters
+    });
     let mut stats = sum(&finals);
     stats.uptime_secs = started.elapsed().as_secs();
     let _ = events_tx.send(vec![EveEvent::Stats(Box::new(stats.clone()))]);
@@ -276,7 +347,25 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         stats,
         output,
         workers: finals,
+        response: response_counters,
     })
+}
+
+/// The control socket's group: the daemon's group, else its user's primary group.
+fn control_group(daemon: &crate::config::DaemonSection) -> Option<nix::unistd::Gid> {
+    if !daemon.group.is_empty() {
+        return nix::unistd::Group::from_name(&daemon.group)
+            .ok()
+            .flatten()
+            .map(|g| g.gid);
+    }
+    if !daemon.user.is_empty() {
+        return nix::unistd::User::from_name(&daemon.user)
+            .ok()
+            .flatten()
+            .map(|u| u.gid);
+    }
+    None
 }
 
 /// AF_XDP with several queues: rings between every pair of workers, so each packet reaches the

@@ -17,9 +17,15 @@ pub enum PrivilegeError {
     Switch { user: String, reason: String },
 }
 
-/// Switches to `user` (and `group`, else the user's primary group), keeping `keep`.
-/// An empty `user` changes nothing.
-pub fn drop_to(user: &str, group: &str, keep: &[Capability]) -> Result<(), PrivilegeError> {
+/// Switches to `user` (and `group`, else the user's primary group), keeping `keep`; those of
+/// `ambient` (a subset of `keep`) also pass to programs the daemon runs (`nft` needs
+/// CAP_NET_ADMIN). An empty `user` changes nothing.
+pub fn drop_to(
+    user: &str,
+    group: &str,
+    keep: &[Capability],
+    ambient: &[Capability],
+) -> Result<(), PrivilegeError> {
     if user.is_empty() {
         return Ok(());
     }
@@ -52,6 +58,12 @@ pub fn drop_to(user: &str, group: &str, keep: &[Capability]) -> Result<(), Privi
     caps::set(None, CapSet::Permitted, &kept).map_err(|e| fail(format!("capabilities: {e}")))?;
     caps::set(None, CapSet::Effective, &kept).map_err(|e| fail(format!("capabilities: {e}")))?;
     caps::clear(None, CapSet::Inheritable).map_err(|e| fail(e.to_string()))?;
+    for cap in ambient.iter().filter(|c| kept.contains(c)) {
+        // An ambient capability must be inheritable first.
+        caps::raise(None, CapSet::Inheritable, *cap)
+            .and_then(|()| caps::raise(None, CapSet::Ambient, *cap))
+            .map_err(|e| fail(format!("ambient {cap}: {e}")))?;
+    }
     caps::securebits::set_keepcaps(false).map_err(|e| fail(format!("keep-caps: {e}")))?;
     tracing::info!(
         user,

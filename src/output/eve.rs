@@ -102,6 +102,8 @@ pub enum EveEvent {
     Anomaly(AnomalyEvent),
     App(Box<AppEvent>),
     Stats(Box<RunStats>),
+    /// An active-response action or refusal.
+    Response(Box<crate::response::event::ResponseEvent>),
 }
 
 impl EveEvent {
@@ -112,6 +114,7 @@ impl EveEvent {
             EveEvent::Flow(_) => EventType::Flow,
             EveEvent::Anomaly(_) => EventType::Anomaly,
             EveEvent::Stats(_) => EventType::Stats,
+            EveEvent::Response(_) => EventType::Response,
             EveEvent::App(a) => match &a.kind {
                 AppEventKind::Alert(_) => EventType::Alert,
                 AppEventKind::Anomaly { .. } => EventType::Anomaly,
@@ -132,6 +135,7 @@ impl EveEvent {
             EveEvent::Anomaly(a) => a.ts_ns,
             EveEvent::App(a) => a.ts_ns,
             EveEvent::Stats(s) => s.last_ts_ns,
+            EveEvent::Response(r) => r.ts_ns,
         }
     }
 }
@@ -407,6 +411,7 @@ pub fn write_event(ev: &EveEvent, fmt: &EveFormat, out: &mut Vec<u8>) -> serde_j
         EveEvent::Anomaly(a) => serde_json::to_writer(&mut *out, &anomaly_json(a, fmt))?,
         EveEvent::App(a) => serde_json::to_writer(&mut *out, &AppJson { a, fmt })?,
         EveEvent::Stats(s) => serde_json::to_writer(&mut *out, &stats_json(s))?,
+        EveEvent::Response(r) => serde_json::to_writer(&mut *out, &r.to_json())?,
     }
     out.push(b'\n');
     Ok(())

@@ -17,10 +17,11 @@ pub enum EventType {
     Tls,
     Ssh,
     Stats,
+    Response,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 9] = [
         EventType::Alert,
         EventType::Flow,
         EventType::Anomaly,
@@ -29,6 +30,7 @@ impl EventType {
         EventType::Tls,
         EventType::Ssh,
         EventType::Stats,
+        EventType::Response,
     ];
 
     /// The EVE `event_type` value.
@@ -42,7 +44,13 @@ impl EventType {
             EventType::Tls => "tls",
             EventType::Ssh => "ssh",
             EventType::Stats => "stats",
+            EventType::Response => "response",
         }
+    }
+
+    /// `alert, flow, …`: every name, for error messages.
+    pub fn all_names() -> String {
+        EventType::ALL.map(EventType::name).join(", ")
     }
 
     pub fn from_name(name: &str) -> Option<EventType> {
@@ -70,11 +78,8 @@ impl TypeSet {
             .iter()
             .map(|n| {
                 let n = n.as_ref();
-                EventType::from_name(n).ok_or_else(|| {
-                    format!(
-                        "unknown event type {n:?} (alert, flow, anomaly, http, dns, tls, ssh, stats)"
-                    )
-                })
+                EventType::from_name(n)
+                    .ok_or_else(|| format!("unknown event type {n:?} ({})", EventType::all_names()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(TypeSet::of(&types))

@@ -10,6 +10,7 @@ use crate::detect::{PacketPlace, WorkerDetect};
 use crate::flow::key::PROTO_TCP;
 use crate::flow::{FlowKey, FlowRecord, FlowStats, FlowTable, FlowTableConfig};
 use crate::output::eve::{AnomalyEvent, AppEvent, AppEventKind, EveEvent};
+use crate::response::tap::{PacketView, ResponseTap};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -49,6 +50,8 @@ pub struct Worker {
     app: AppLayer,
     /// Signature detection, when rules are loaded.
     detect: Option<WorkerDetect>,
+    /// Active response: alerts that call for an action go to the responder.
+    response: Option<ResponseTap>,
     /// Application-layer findings of the packet or flow end being handled.
     items: Vec<AppItem>,
     ended: Vec<FlowRecord>,
@@ -73,6 +76,7 @@ impl Worker {
             table: FlowTable::new(config.flow),
             app: AppLayer::new(config.app_layer, config.stream_memcap_bytes),
             detect,
+            response: None,
             items: Vec::new(),
             ended: Vec::with_capacity(1024),
             events: Vec::new(),
@@ -130,6 +134,11 @@ impl Worker {
             }
         }
         report
+    }
+
+    /// Hands alerts that call for an action (rule action, policy) to the responder.
+    pub fn set_response(&mut self, tap: Option<ResponseTap>) {
+        self.response = tap;
     }
 
     /// Swaps the signatures in use (a reload); flows keep their state. The alerts counted by
@@ -196,6 +205,7 @@ impl Worker {
                             pcap_cnt: slot.pcap_cnt,
                             file_index: slot.file_index,
                         };
+                        let first_event = self.events.len();
                         let inspected = app.payload_inspected();
                         // Flows without application-layer state (ICMP, other protocols) keep no
                         // rule variables between packets yet.
@@ -229,6 +239,10 @@ impl Worker {
                         }
                         if alerted {
                             rec.alerted = true;
+                            if let Some(tap) = &self.response {
+                                let view = PacketView { pkt, bytes };
+                                tap.on_alerts(&self.events[first_event..], Some(view));
+                            }
                         }
                     }
                     if !self.items.is_empty() {
@@ -243,7 +257,8 @@ impl Worker {
                     let payload = bytes
                         .get(start..start + pkt.payload_len as usize)
                         .unwrap_or_default();
-                    detect.packet_without_flow(
+                    let first_event = self.events.len();
+                    let alerted = detect.packet_without_flow(
                         pkt,
                         payload,
                         slot.ts_ns,
@@ -253,6 +268,10 @@ impl Worker {
                         },
                         &mut self.events,
                     );
+                    if let Some(tap) = self.response.as_ref().filter(|_| alerted) {
+                        let view = PacketView { pkt, bytes };
+                        tap.on_alerts(&self.events[first_event..], Some(view));
+                    }
                 }
                 self.emit_anomalies(slot);
             }
@@ -293,6 +312,7 @@ impl Worker {
             self.ended[i].app_proto_orig = orig;
             if let Some(detect) = self.detect.as_mut() {
                 let rec = self.ended[i];
+                let first_event = self.events.len();
                 let mut alerted = false;
                 for item in &self.items {
                     if let AppItem::Record(_, record) = item {
@@ -301,6 +321,10 @@ impl Worker {
                     }
                 }
                 self.ended[i].alerted |= alerted;
+                // The flow is over: blocks may still apply, resets have nothing to tear down.
+                if let Some(tap) = self.response.as_ref().filter(|_| alerted) {
+                    tap.on_alerts(&self.events[first_event..], None);
+                }
             }
             if !self.items.is_empty() {
                 let rec = self.ended[i];

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod nats;
+pub mod netns;
 pub mod pki;
 pub mod rsyslog;
 

@@ -191,6 +191,10 @@ pub struct CaptureSection {
     pub promiscuous: bool,
     /// AF_PACKET ring (and libpcap buffer) size per worker socket, in bytes.
     pub ring_bytes: usize,
+    /// AF_PACKET: the longest a partly filled ring block waits before the kernel hands it
+    /// over (ms). On a quiet link this is the capture latency (and active response's);
+    /// lower means more wake-ups. A busy link fills blocks sooner.
+    pub block_timeout_ms: u32,
     /// CPU cores the workers are pinned to: worker k runs on `cpu_affinity[k % len]`;
     /// empty = not pinned.
     pub cpu_affinity: Vec<usize>,
@@ -236,6 +240,7 @@ impl Default for CaptureSection {
             snaplen: 65_535,
             promiscuous: true,
             ring_bytes: 64 << 20,
+            block_timeout_ms: 10,
             cpu_affinity: Vec::new(),
             xdp_mode: XdpModeSetting::Auto,
             xdp_copy: XdpCopySetting::Auto,
@@ -623,6 +628,13 @@ impl Config {
                 "capture",
                 "ring_bytes",
                 "ring_bytes must be at least 2 MiB".into(),
+            );
+        }
+        if !(1..=1000).contains(&self.capture.block_timeout_ms) {
+            return fail(
+                "capture",
+                "block_timeout_ms",
+                "block_timeout_ms must be 1..=1000".into(),
             );
         }
         if self.capture.xdp_frames < 64 || !self.capture.xdp_frames.is_power_of_two() {

@@ -26,6 +26,8 @@ pub struct AfPacketConfig {
     pub fanout_group: Option<u16>,
     /// Ring size in bytes (rounded to whole blocks).
     pub ring_bytes: usize,
+    /// How long the kernel holds a partly filled block before handing it over (ms).
+    pub block_timeout_ms: u32,
     /// Bytes kept per frame.
     pub snaplen: u32,
     pub promiscuous: bool,
@@ -35,10 +37,9 @@ pub struct AfPacketConfig {
     pub worker: usize,
 }
 
-/// A block holds many frames; the kernel hands a partly filled block over after this long, so a
-/// quiet link still delivers promptly.
+/// A block holds many frames; the kernel hands a partly filled block over after the configured
+/// timeout, so a quiet link still delivers promptly.
 const BLOCK_BYTES: usize = 1 << 20;
-const BLOCK_TIMEOUT_MS: u32 = 10;
 /// Room for the frame header plus the 4-byte VLAN tag we may put back.
 const FRAME_SLACK: usize = 128;
 
@@ -100,7 +101,7 @@ impl AfPacketSource {
             tp_block_nr: blocks as u32,
             tp_frame_size: frame_size as u32,
             tp_frame_nr: ((BLOCK_BYTES / frame_size) * blocks) as u32,
-            tp_retire_blk_tov: BLOCK_TIMEOUT_MS,
+            tp_retire_blk_tov: cfg.block_timeout_ms.max(1),
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };

@@ -72,6 +72,7 @@ pub fn plan(capture: &CaptureSection, workers: usize) -> Result<Vec<Vec<SourcePl
                     iface: iface.clone(),
                     fanout_group: (workers > 1).then_some(group),
                     ring_bytes: capture.ring_bytes,
+                    block_timeout_ms: capture.block_timeout_ms,
                     snaplen: capture.snaplen,
                     promiscuous: capture.promiscuous,
                     bpf_filter: capture.bpf_filter.clone(),

@@ -516,21 +516,21 @@ fn respond_mode(arg: RespondArg) -> vigil::response::Mode {
 }
 
 fn response_line(r: &vigil::response::ResponseCounters) -> String {
-    let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let r = r.snapshot();
     format!(
         "{} requests ({} dropped on a full ring), {} resets, {} ICMP unreachables, {} blocks, {} unblocks, {} expired, {} dry-run, {} refused by the allowlist, {} by the rate limit, {} failed, {} blocks active",
-        n(&r.requests),
-        n(&r.requests_dropped),
-        n(&r.resets),
-        n(&r.icmp_unreachables),
-        n(&r.blocks),
-        n(&r.unblocks),
-        n(&r.expired),
-        n(&r.dry_run),
-        n(&r.refused_allowlist),
-        n(&r.refused_rate_limit),
-        n(&r.failed),
-        n(&r.blocks_active),
+        r.requests,
+        r.requests_dropped,
+        r.resets,
+        r.icmp_unreachables,
+        r.blocks,
+        r.unblocks,
+        r.expired,
+        r.dry_run,
+        r.refused_allowlist,
+        r.refused_rate_limit,
+        r.failed,
+        r.blocks_active,
     )
 }
 

@@ -30,7 +30,28 @@ pub struct MetricsSnapshot {
     pub rules: RulesSnapshot,
     /// One per event sink.
     pub outputs: Vec<OutputSnapshot>,
+    /// Active response, when it runs.
+    pub response: Option<ResponseSnapshot>,
     pub uptime_seconds: f64,
+}
+
+/// Active response counters since the daemon started.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseSnapshot {
+    pub requests: u64,
+    pub requests_dropped: u64,
+    pub resets: u64,
+    pub icmp_unreachables: u64,
+    pub blocks: u64,
+    pub unblocks: u64,
+    pub expired: u64,
+    pub refused_allowlist: u64,
+    pub refused_rate_limit: u64,
+    pub dry_run: u64,
+    pub failed: u64,
+    pub blocks_active: u64,
+    pub reset_latency_seconds: f64,
+    pub block_latency_seconds: f64,
 }
 
 /// Counters of one capture source since the daemon started.
@@ -148,6 +169,7 @@ enum Source {
     Alerts,
     Rules(fn(&RulesSnapshot) -> Value),
     Output(fn(&OutputSnapshot) -> Value),
+    Response(fn(&ResponseSnapshot) -> Value),
     Uptime,
 }
 
@@ -157,7 +179,7 @@ impl Source {
             Source::Capture(_) => &["interface", "worker", "method"],
             Source::Worker(_) => &["worker"],
             Source::Alerts => &["worker", "severity"],
-            Source::Rules(_) | Source::Uptime => &[],
+            Source::Rules(_) | Source::Response(_) | Source::Uptime => &[],
             Source::Output(_) => &["sink"],
         }
     }
@@ -268,6 +290,34 @@ const FAMILIES: &[Family] = &[
         Source::Output(|o| Value::Level(o.lag_seconds))),
     gauge("vigil_output_connected", "1 while an upstream sink is connected.",
         Source::Output(|o| flag(o.connected))),
+    counter("vigil_response_requests_total", "Alerts that asked active response for an action.",
+        Source::Response(|r| Value::Count(r.requests))),
+    counter("vigil_response_requests_dropped_total", "Response requests lost because the responder's queue was full.",
+        Source::Response(|r| Value::Count(r.requests_dropped))),
+    counter("vigil_response_resets_total", "TCP connections reset.",
+        Source::Response(|r| Value::Count(r.resets))),
+    counter("vigil_response_icmp_unreachables_total", "ICMP port unreachables sent for UDP flows.",
+        Source::Response(|r| Value::Count(r.icmp_unreachables))),
+    counter("vigil_response_blocks_total", "Addresses blocked (firewall set, webhook).",
+        Source::Response(|r| Value::Count(r.blocks))),
+    counter("vigil_response_unblocks_total", "Blocks lifted by the operator.",
+        Source::Response(|r| Value::Count(r.unblocks))),
+    counter("vigil_response_expired_total", "Blocks that expired.",
+        Source::Response(|r| Value::Count(r.expired))),
+    counter("vigil_response_refused_allowlist_total", "Actions refused because an address is allowlisted.",
+        Source::Response(|r| Value::Count(r.refused_allowlist))),
+    counter("vigil_response_refused_rate_limit_total", "Actions refused by the rate limit.",
+        Source::Response(|r| Value::Count(r.refused_rate_limit))),
+    counter("vigil_response_dry_run_total", "Actions only logged (dry-run).",
+        Source::Response(|r| Value::Count(r.dry_run))),
+    counter("vigil_response_failed_total", "Actions that failed (injection, firewall, no Ethernet header).",
+        Source::Response(|r| Value::Count(r.failed))),
+    gauge("vigil_response_blocks_active", "Addresses blocked now.",
+        Source::Response(|r| level(r.blocks_active))),
+    gauge("vigil_response_reset_latency_seconds_sum", "Alert-to-reset latency summed over all resets (divide by vigil_response_resets_total).",
+        Source::Response(|r| Value::Level(r.reset_latency_seconds))),
+    gauge("vigil_response_block_latency_seconds_sum", "Alert-to-block latency summed over alert-triggered blocks.",
+        Source::Response(|r| Value::Level(r.block_latency_seconds))),
     gauge("vigil_uptime_seconds", "Seconds since the daemon started.", Source::Uptime),
 ];
 
@@ -298,6 +348,7 @@ fn samples(source: Source, snap: &MetricsSnapshot, out: &mut Vec<(Vec<String>, V
         }
         Source::Rules(f) => out.push((Vec::new(), f(&snap.rules))),
         Source::Output(f) => out.extend(snap.outputs.iter().map(|o| (vec![o.sink.clone()], f(o)))),
+        Source::Response(f) => out.extend(snap.response.iter().map(|r| (Vec::new(), f(r)))),
         Source::Uptime => out.push((Vec::new(), Value::Level(snap.uptime_seconds))),
     }
 }
@@ -691,6 +742,7 @@ mod tests {
                 sink: "file".into(),
                 ..Default::default()
             }],
+            response: Some(ResponseSnapshot::default()),
             uptime_seconds: 3.5,
         }
     }

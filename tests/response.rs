@@ -6,9 +6,11 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::lab::{
     client, connects, read_events, responses, start_server, vigil_ctl, write_rules, Daemon,
-    GatewayLab, SpanLab,
+    GatewayLab, Server, SpanLab,
 };
 use common::netns::skip_unless_root;
 use serde_json::Value;
@@ -84,7 +86,12 @@ fn a_drop_rule_blocks_the_client_until_the_block_expires_and_spares_the_allowlis
     let lab = GatewayLab::new();
     let dir = tempfile::tempdir().unwrap();
     let config = lab.config(dir.path(), "6s");
-    let daemon = Daemon::start(&lab.gw, dir.path(), &config, &[]);
+    let daemon = Daemon::start(
+        &lab.gw,
+        dir.path(),
+        &config,
+        &["--metrics-listen", "127.0.0.1:9751"],
+    );
     assert!(
         lab.table_exists(),
         "vigil did not create its nftables table"
@@ -134,6 +141,26 @@ fn a_drop_rule_blocks_the_client_until_the_block_expires_and_spares_the_allowlis
     });
     assert!(lab.blocked().is_empty(), "{:?}", lab.blocked());
     assert!(connects(c1, "10.89.9.2"), "the block did not expire");
+
+    // The same, as Prometheus sees it (scraped from inside the gateway's namespace).
+    std::thread::sleep(Duration::from_millis(1200));
+    let scrape = common::netns::Namespaces::exec(
+        &lab.gw,
+        &[
+            "python3",
+            "-c",
+            "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9751/metrics').read().decode())",
+        ],
+    );
+    let metrics = String::from_utf8_lossy(&scrape.stdout);
+    for line in [
+        "vigil_response_blocks_total 1",
+        "vigil_response_expired_total 1",
+        "vigil_response_blocks_active 0",
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
+    assert!(metrics.contains("vigil_response_refused_allowlist_total"));
     drop(server);
     let log = daemon.stop();
     assert!(log.contains("blocks active"), "{log}");
@@ -307,4 +334,72 @@ fn replay_dry_run_shows_the_policy_decisions() {
     ]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("dry-run"));
+}
+
+#[test]
+fn a_udp_reject_answers_with_icmp_port_unreachable() {
+    if skip_unless_root("a_udp_reject_answers_with_icmp_port_unreachable") {
+        return;
+    }
+    let lab = SpanLab::new();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = write_rules(
+        dir.path(),
+        "reject udp any any -> any 7001 (msg:\"VIGIL test udp reject\"; content:\"VIGIL-UDP\"; sid:9100004; rev:1;)\n",
+    );
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[capture]\ninterfaces = [\"mon1\"]\n[rules]\nfiles = [{:?}]\n[response]\nenabled = true\nicmp_unreachable = true\nfirewall = \"none\"\nstate_file = \"\"\ncontrol_socket = {:?}\n",
+            rules.display().to_string(),
+            dir.path().join("control.sock").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(
+        &lab.sensor,
+        dir.path(),
+        &config,
+        &["--inject-iface", "inj1"],
+    );
+    // A listening server: only Vigil's ICMP can refuse the datagram.
+    let _server = Server(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &lab.server, "python3", "-c"])
+            .arg("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',7001))\nwhile True: s.recvfrom(2048)")
+            .spawn()
+            .expect("udp server"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let script = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(("10.88.0.2", 7001))
+s.settimeout(3)
+s.send(sys.argv[1].encode())
+try:
+    s.recv(2048)
+    print("answer")
+except ConnectionRefusedError:
+    print("refused")
+except socket.timeout:
+    print("timeout")
+"#;
+    let udp = |payload: &str| {
+        let out = common::netns::Namespaces::exec(&lab.client, &["python3", "-c", script, payload]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(udp("harmless"), "timeout");
+    assert_eq!(
+        udp("VIGIL-UDP"),
+        "refused",
+        "no ICMP port unreachable arrived"
+    );
+    let ev = daemon.wait_for_response("icmp unreachable", |e| {
+        e["response"]["action"] == "icmp-unreachable" && e["response"]["outcome"] == "done"
+    });
+    assert_eq!(ev["proto"], "UDP");
+    assert_eq!(ev["alert"]["signature_id"], 9100004);
+    daemon.stop();
 }

@@ -294,13 +294,15 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         }
         if Instant::now() >= next_metrics {
             next_metrics = Instant::now() + Duration::from_secs(1);
-            metrics.update(metrics_snapshot(
+            let mut snapshot = metrics_snapshot(
                 &statuses,
                 &rules_status,
                 &output_counters,
                 events_tx.len() as u64,
                 started,
-            ));
+            );
+            snapshot.response = responder.as_ref().map(|r| r.counters.snapshot());
+            metrics.update(snapshot);
         }
         if Instant::now() >= next_stats {
             next_stats = Instant::now() + stats_every;

@@ -165,6 +165,28 @@ pub struct ResponseCounters {
     pub block_latency_us: AtomicU64,
 }
 
+impl ResponseCounters {
+    pub fn snapshot(&self) -> crate::metrics::ResponseSnapshot {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        crate::metrics::ResponseSnapshot {
+            requests: n(&self.requests),
+            requests_dropped: n(&self.requests_dropped),
+            resets: n(&self.resets),
+            icmp_unreachables: n(&self.icmp_unreachables),
+            blocks: n(&self.blocks),
+            unblocks: n(&self.unblocks),
+            expired: n(&self.expired),
+            refused_allowlist: n(&self.refused_allowlist),
+            refused_rate_limit: n(&self.refused_rate_limit),
+            dry_run: n(&self.dry_run),
+            failed: n(&self.failed),
+            blocks_active: n(&self.blocks_active),
+            reset_latency_seconds: n(&self.reset_latency_us) as f64 / 1e6,
+            block_latency_seconds: n(&self.block_latency_us) as f64 / 1e6,
+        }
+    }
+}
+
 /// The worker side of the ring.
 #[derive(Clone)]
 pub struct RequestSender {
@@ -912,5 +934,231 @@ impl Engine {
         if let Err(e) = result {
             tracing::warn!(path = %path.display(), error = %e, "cannot save response state");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::response::allowlist::Allowlist;
+    use crate::response::policy::Network;
+
+    fn config(mode: Mode, per_minute: u32) -> ResponderConfig {
+        ResponderConfig {
+            mode,
+            inject_iface: None,
+            icmp_unreachable: false,
+            max_actions_per_minute: per_minute,
+            allowlist: Allowlist::new(&["192.0.2.0/24".parse::<Network>().unwrap()]),
+            firewall: None,
+            webhook: None,
+            state_file: None,
+            sensor: "test".into(),
+        }
+    }
+
+    fn request(src: &str, reset: Ends, block: Ends) -> Request {
+        Request {
+            alerted: Instant::now(),
+            flow_id: 7,
+            alert: AlertInfo {
+                gid: 1,
+                signature_id: 42,
+                rev: 1,
+                signature: "test".into(),
+                category: String::new(),
+                severity: 1,
+                action: "alert".into(),
+            },
+            decision: Decision {
+                reset,
+                block,
+                block_for: Duration::from_secs(3600),
+                reasons: vec![Reason::Policy("t".into())],
+            },
+            src: src.parse().unwrap(),
+            dst: "198.51.100.9".parse().unwrap(),
+            ports: Some((40000, 80)),
+            proto: crate::flow::key::PROTO_TCP,
+            packet: None,
+        }
+    }
+
+    /// Runs `requests` through a responder and returns its `response` events as JSON.
+    fn run(config: ResponderConfig, requests: Vec<Request>) -> Vec<serde_json::Value> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let responder = Responder::start(config, tx).unwrap();
+        let sender = responder.requests();
+        for r in requests {
+            sender.send(r);
+        }
+        responder.stop();
+        rx.try_iter()
+            .flatten()
+            .map(|ev| match ev {
+                EveEvent::Response(r) => r.to_json(),
+                _ => panic!("not a response event"),
+            })
+            .collect()
+    }
+
+    fn outcomes(events: &[serde_json::Value]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["response"]["action"].as_str().unwrap(),
+                    e["response"]["outcome"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_rate_limit_refuses_what_exceeds_it_and_says_so() {
+        let requests = (1..=4)
+            .map(|i| request(&format!("10.0.0.{i}"), Ends::None, Ends::Src))
+            .collect();
+        let events = run(config(Mode::DryRun, 2), requests);
+        assert_eq!(
+            outcomes(&events),
+            [
+                "block dry-run",
+                "block dry-run",
+                "block refused",
+                "block refused"
+            ]
+        );
+        assert_eq!(
+            events[2]["response"]["detail"],
+            "rate limit: 2 actions a minute"
+        );
+    }
+
+    #[test]
+    fn a_protected_end_stops_a_reset_and_a_block() {
+        let events = run(
+            config(Mode::DryRun, 100),
+            vec![request("192.0.2.5", Ends::Both, Ends::Src)],
+        );
+        assert_eq!(outcomes(&events), ["reset refused", "block refused"]);
+        for e in &events {
+            assert!(
+                e["response"]["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("192.0.2.5 is allowlisted (response.allowlist)"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reset_without_the_packet_fails_with_the_reason() {
+        let events = run(
+            config(Mode::Act, 100),
+            vec![request("10.0.0.1", Ends::Src, Ends::None)],
+        );
+        assert_eq!(outcomes(&events), ["reset failed"]);
+        assert!(events[0]["response"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no triggering packet"));
+    }
+
+    /// A plain HTTP receiver on loopback answering 200 and keeping the bodies.
+    fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/blocks", listener.local_addr().unwrap());
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&bodies);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(&stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                kept.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).into_owned());
+                let _ = (&stream).write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        (url, bodies)
+    }
+
+    #[test]
+    fn blocks_survive_a_restart_without_a_second_webhook_post() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, bodies) = receiver();
+        let mut cfg = config(Mode::Act, 100);
+        cfg.state_file = Some(dir.path().join("blocks.json"));
+        cfg.webhook = Some(crate::response::webhook::WebhookConfig {
+            url,
+            ..Default::default()
+        });
+        let events = run(
+            cfg.clone(),
+            vec![request("10.0.0.1", Ends::None, Ends::Src)],
+        );
+        assert_eq!(outcomes(&events), ["block done"]);
+        let posted = bodies.lock().unwrap().clone();
+        assert_eq!(posted.len(), 1, "{posted:?}");
+        let body: serde_json::Value = serde_json::from_str(&posted[0]).unwrap();
+        assert_eq!(body["action"], "block");
+        assert_eq!(body["address"], "10.0.0.1");
+        assert_eq!(body["alert"]["alert"]["signature_id"], 42);
+
+        // The next process: the block is known, the same alert adds nothing and posts nothing.
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let responder = Responder::start(cfg, tx).unwrap();
+        let (reply_tx, reply_rx) = bounded(1);
+        responder
+            .commands()
+            .send(Msg::Operator {
+                command: Command::Blocks,
+                uid: None,
+                reply: reply_tx,
+            })
+            .unwrap();
+        let reply = reply_rx.recv().unwrap();
+        assert_eq!(reply.blocks.len(), 1);
+        assert_eq!(reply.blocks[0].addr.to_string(), "10.0.0.1");
+        assert!(
+            reply.blocks[0].reason.contains("policy t"),
+            "{:?}",
+            reply.blocks
+        );
+        responder
+            .requests()
+            .send(request("10.0.0.1", Ends::None, Ends::Src));
+        responder.stop();
+        let events: Vec<_> = rx
+            .try_iter()
+            .flatten()
+            .map(|ev| match ev {
+                EveEvent::Response(r) => r.to_json(),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(outcomes(&events), ["block already-blocked"]);
+        assert_eq!(bodies.lock().unwrap().len(), 1);
     }
 }

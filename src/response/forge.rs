@@ -225,6 +225,23 @@ pub fn icmp_unreachable(l2: &L2Header, original_ip: &[u8], out: &mut Vec<u8>) ->
 
 fn write_icmpv4_unreachable(l2: &L2Header, original: &[u8], out: &mut Vec<u8>) -> Option<()> {
     let header = Ipv4HeaderSlice::from_slice(original).ok()?;
+    // RFC 1122 3.2.2: no ICMP error about an ICMP error, a non-first fragment, or a datagram
+    // to a broadcast or multicast address, or from one that names no single host.
+    let (src, dst) = (header.source_addr(), header.destination_addr());
+    let icmp_error = header.protocol() == IpNumber::ICMP
+        && original
+            .get(header.slice().len())
+            .is_some_and(|t| matches!(t, 3 | 4 | 5 | 11 | 12));
+    if icmp_error
+        || header.fragments_offset().value() != 0
+        || dst.is_broadcast()
+        || dst.is_multicast()
+        || src.is_broadcast()
+        || src.is_multicast()
+        || src.is_unspecified()
+    {
+        return None;
+    }
     let header_len = header.slice().len();
     let stated = usize::from(header.total_len()).max(header_len);
     let quote = original.get(
@@ -252,6 +269,14 @@ fn write_icmpv4_unreachable(l2: &L2Header, original: &[u8], out: &mut Vec<u8>) -
 
 fn write_icmpv6_unreachable(l2: &L2Header, original: &[u8], out: &mut Vec<u8>) -> Option<()> {
     let header = Ipv6HeaderSlice::from_slice(original).ok()?;
+    // RFC 4443 2.4(e): no error about an ICMPv6 error, or a packet to a multicast address, or
+    // from one that names no single host.
+    let icmp_error = header.next_header() == IpNumber::IPV6_ICMP
+        && original.get(Ipv6Header::LEN).is_some_and(|t| *t < 128);
+    let (src, dst) = (header.source_addr(), header.destination_addr());
+    if icmp_error || dst.is_multicast() || src.is_multicast() || src.is_unspecified() {
+        return None;
+    }
     let icmp_type = Icmpv6Type::DestinationUnreachable(DestUnreachableCode::Port);
     // Payload length 0 is a jumbogram (or junk): then only the slice bounds the quote.
     let stated = match header.payload_length() {
@@ -640,6 +665,35 @@ mod tests {
             .write(&mut ip, payload)
             .unwrap();
         ip
+    }
+
+    #[test]
+    fn no_icmp_error_where_the_rfcs_forbid_one() {
+        let (frame, l3) = udp4_datagram(b"x", &[]);
+        let l2 = L2Header::from_frame(&frame, l3).unwrap();
+        let mut out = Vec::new();
+        let mut edited = |edit: &dyn Fn(&mut Vec<u8>)| {
+            let mut original = frame[l3..].to_vec();
+            edit(&mut original);
+            icmp_unreachable(&l2, &original, &mut out)
+        };
+        assert!(edited(&|_| {}));
+        // To a multicast or the broadcast address.
+        assert!(!edited(&|o| o[16..20].copy_from_slice(&[239, 1, 2, 3])));
+        assert!(!edited(&|o| o[16..20].copy_from_slice(&[255; 4])));
+        // From an address that names no single host.
+        assert!(!edited(&|o| o[12..16].copy_from_slice(&[0; 4])));
+        // A non-first fragment (offset 8 × 8 bytes).
+        assert!(!edited(&|o| o[6..8].copy_from_slice(&[0, 8])));
+        // An ICMP error (type 3) itself, but not an echo request (type 8).
+        assert!(!edited(&|o| {
+            o[9] = 1;
+            o[20] = 3;
+        }));
+        assert!(edited(&|o| {
+            o[9] = 1;
+            o[20] = 8;
+        }));
     }
 
     #[test]

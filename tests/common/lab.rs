@@ -28,7 +28,12 @@ impl Daemon {
             .arg(config)
             .arg("--eve-dir")
             .arg(&eve)
-            .args(["--workers", "1", "--no-rules-cache", "--metrics-listen", ""])
+            .args(["--workers", "1", "--no-rules-cache"])
+            .args(if extra.contains(&"--metrics-listen") {
+                &[][..]
+            } else {
+                &["--metrics-listen", ""][..]
+            })
             .args(extra)
             .env("VIGIL_LOG", "info")
             .stdout(Stdio::null())

@@ -79,6 +79,7 @@ fn snapshot(packets: [u64; 2]) -> MetricsSnapshot {
             queue_depth: 12,
             ..Default::default()
         }],
+        response: None,
         uptime_seconds: 3600.5,
     }
 }

@@ -168,6 +168,14 @@ impl Tcp {
         }
     }
 
+    /// Fixes the path's round-trip halves and bottleneck rate, for bulk
+    /// transfers that must finish within a given time.
+    pub(crate) fn pace(&mut self, far: u64, near: u64, mbps: f64) {
+        self.far = far;
+        self.near = near;
+        self.ns_per_byte = 8000.0 / mbps;
+    }
+
     pub(crate) fn far(&self) -> u64 {
         self.far
     }
@@ -1085,6 +1093,7 @@ pub(crate) fn rrtype_name(t: u16) -> String {
         2 => "NS".into(),
         5 => "CNAME".into(),
         6 => "SOA".into(),
+        10 => "NULL".into(),
         12 => "PTR".into(),
         15 => "MX".into(),
         16 => "TXT".into(),

@@ -11,6 +11,7 @@ use crate::apps::{self, Ctx, DnsPlan, Frames, ImpairState, Pools, Qtype};
 use crate::packet::{v4, v6, Conv, FragPolicy, Path, TunKind, Tunnel, PROTO_ICMP, PROTO_ICMPV6};
 use crate::packet::{PROTO_TCP, PROTO_UDP};
 use crate::rng::Rng;
+use crate::scenario::{self, Plan};
 use crate::variants::{self, DnsKind, HttpKind};
 use crate::{FlowTruth, GenConfig, GenSummary};
 
@@ -56,10 +57,10 @@ enum Odd {
     Ssh,
 }
 
-struct Server {
-    v4: IpAddr,
+pub(crate) struct Server {
+    pub(crate) v4: IpAddr,
     v6: IpAddr,
-    host: String,
+    pub(crate) host: String,
 }
 
 const PREFIXES: &[&str] = &[
@@ -120,7 +121,8 @@ const SERVER_NETS6: &[[u16; 3]] = &[
     [0x2a03, 0x2880, 0xf10c],
     [0x2600, 0x9000, 0x2165],
 ];
-const RESOLVERS4: &[[u8; 4]] = &[[8, 8, 8, 8], [1, 1, 1, 1], [9, 9, 9, 9], [10, 0, 0, 53]];
+pub(crate) const RESOLVERS4: &[[u8; 4]] =
+    &[[8, 8, 8, 8], [1, 1, 1, 1], [9, 9, 9, 9], [10, 0, 0, 53]];
 const RESOLVERS6: &[[u16; 8]] = &[
     [0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888],
     [0x2606, 0x4700, 0x4700, 0, 0, 0, 0, 0x1111],
@@ -168,11 +170,29 @@ pub(crate) fn run(
     let mut next_start = base;
     let mean_gap = 1e9 / cfg.flows_per_sec.max(1e-3);
     let mut frames: Frames = Vec::new();
+    let mut plan = if cfg.scenarios.iter().any(|s| s.count > 0) {
+        // Actors are placed within the background's time span, which only a
+        // background-only run can tell (it ends on a byte budget, not a time).
+        let bg_cfg = GenConfig {
+            scenarios: Vec::new(),
+            ..cfg.clone()
+        };
+        // A fn pointer, so the nested call instantiates `run` only once more.
+        let discard: fn(u64, &[u8]) -> io::Result<()> = |_, _| Ok(());
+        let bg = run(&bg_cfg, discard)?;
+        Some(Plan::new(cfg, &eng.servers, &bg.flows))
+    } else {
+        None
+    };
+    // Scenario bytes, kept out of the budget so the background is the same
+    // with or without scenarios.
+    let mut extra = 0u64;
     loop {
-        let creating = written + pending < cfg.target_bytes;
-        let due = heap
-            .peek()
-            .is_none_or(|Reverse((ts, _, _))| next_start <= *ts);
+        let creating = written + pending - extra < cfg.target_bytes;
+        let heap_ts = heap.peek().map(|Reverse((ts, _, _))| *ts);
+        let scen_start = plan.as_ref().and_then(Plan::next_start);
+        let due =
+            heap_ts.is_none_or(|ts| next_start <= ts) && scen_start.is_none_or(|s| next_start <= s);
         if creating && due {
             frames.clear();
             eng.flow(next_start, &mut frames, &mut flows);
@@ -184,6 +204,26 @@ pub(crate) fn run(
             }
             next_start += eng.rng.exp(mean_gap) as u64;
             continue;
+        }
+        if let (Some(p), Some(start)) = (plan.as_mut(), scen_start) {
+            if heap_ts.is_none_or(|ts| start <= ts) {
+                frames.clear();
+                let env = scenario::Env {
+                    pools: &eng.pools,
+                    gateway_mac: eng.gateway_mac,
+                    nanos: cfg.nanos,
+                    body_cap: eng.body_cap,
+                };
+                p.emit_next(&env, &mut frames, &mut flows);
+                for (ts, f) in frames.drain(..) {
+                    let n = REC_HDR + f.len() as u64;
+                    pending += n;
+                    extra += n;
+                    heap.push(Reverse((ts, seq, f)));
+                    seq += 1;
+                }
+                continue;
+            }
         }
         let Some(Reverse((ts, _, f))) = heap.pop() else {
             break;
@@ -198,6 +238,7 @@ pub(crate) fn run(
         packets,
         bytes_written: written,
         flows,
+        scenarios: plan.map(Plan::finish).unwrap_or_default(),
     })
 }
 
@@ -333,7 +374,7 @@ fn warmup(flow_idx: u64, share: f64) -> f64 {
     }
 }
 
-fn mac_for(addr: &IpAddr) -> [u8; 6] {
+pub(crate) fn mac_for(addr: &IpAddr) -> [u8; 6] {
     let b: Vec<u8> = match addr {
         IpAddr::V4(a) => a.octets().to_vec(),
         IpAddr::V6(a) => a.octets().to_vec(),

@@ -12,6 +12,11 @@
 //! flows, and [`Impair`] reorders, duplicates, drops or rewrites TCP
 //! segments; both are off by default, leaving the default bytes unchanged.
 //!
+//! [`Scenario`]s inject labelled behaviours (port scans, host sweeps, DNS
+//! tunnels and DGA lookups, beacons, exfiltration, protocols on the wrong
+//! port) by dedicated actor hosts into the same background, and
+//! [`GenSummary::scenarios`] says which host did what, when.
+//!
 //! [`writer`] re-encodes frames as pcap (either byte order, either
 //! timestamp resolution, any snaplen), pcapng (EPB/SPB, several
 //! interfaces) and other link types, so readers can be tested on all of them.
@@ -21,13 +26,14 @@ mod cert;
 mod engine;
 mod packet;
 mod rng;
+mod scenario;
 mod variants;
 pub mod writer;
 
 use std::io::{self, Write};
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use writer::{
     convert_frames, convert_linktype, write_pcap, write_pcapng, write_pcapng_two_interfaces,
@@ -234,6 +240,10 @@ pub struct GenConfig {
     pub variants: Variants,
     /// TCP impairments (off by default).
     pub impair: Impair,
+    /// Behaviours injected into the background (none by default). The
+    /// background flows and their bytes are the same with or without them;
+    /// scenario traffic comes on top of `target_bytes`.
+    pub scenarios: Vec<Scenario>,
 }
 
 impl GenConfig {
@@ -263,8 +273,95 @@ impl Default for GenConfig {
             frag_drop_prob: 0.0,
             variants: Variants::default(),
             impair: Impair::default(),
+            scenarios: Vec::new(),
         }
     }
+}
+
+/// A behaviour that anomaly detectors should find. Serialized in snake_case
+/// (`port_scan`, `host_sweep`, ...), as [`ScenarioKind::name`] spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioKind {
+    /// One source probes 60–300 TCP ports of one target (SYN, FIN, NULL or
+    /// XMAS scan).
+    PortScan,
+    /// One source tries 40–200 addresses of a /24 or /16 on one TCP port,
+    /// or sends them ICMP echo requests.
+    HostSweep,
+    /// 200–1000 high-entropy queries under one domain to one resolver, or
+    /// (DGA) 50–200 random-looking domains, mostly NXDOMAIN.
+    DnsTunnel,
+    /// Periodic small TCP 443/80 connections to one external host.
+    Beacon,
+    /// A large upload to a destination the host never contacted before,
+    /// after a few ordinary flows of the same host.
+    Exfil,
+    /// HTTP, TLS or SSH on an unusual port, or binary on 80/443.
+    ProtocolMisuse,
+}
+
+impl ScenarioKind {
+    pub const ALL: [ScenarioKind; 6] = [
+        ScenarioKind::PortScan,
+        ScenarioKind::HostSweep,
+        ScenarioKind::DnsTunnel,
+        ScenarioKind::Beacon,
+        ScenarioKind::Exfil,
+        ScenarioKind::ProtocolMisuse,
+    ];
+
+    /// The snake_case name used in JSON and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScenarioKind::PortScan => "port_scan",
+            ScenarioKind::HostSweep => "host_sweep",
+            ScenarioKind::DnsTunnel => "dns_tunnel",
+            ScenarioKind::Beacon => "beacon",
+            ScenarioKind::Exfil => "exfil",
+            ScenarioKind::ProtocolMisuse => "protocol_misuse",
+        }
+    }
+
+    /// Inverse of [`ScenarioKind::name`].
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// `count` independent actors of one kind, each its own host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scenario {
+    pub kind: ScenarioKind,
+    /// Actors of this kind (at most [`Scenario::MAX_COUNT`]; more are ignored).
+    pub count: u32,
+}
+
+impl Scenario {
+    /// Each kind's actors live in one 10.x.0.0/16 (a few addresses per /24 are skipped).
+    pub const MAX_COUNT: u32 = 60_000;
+}
+
+/// Ground truth of one scenario actor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioTruth {
+    pub kind: ScenarioKind,
+    /// The host showing the behaviour (never a background host).
+    pub actor: IpAddr,
+    /// Scanned host, resolver, beacon/exfil destination or misused server;
+    /// None for host sweeps (many targets, named in `detail`).
+    pub target: Option<IpAddr>,
+    /// The one destination port, when there is one (sweep port, 53, 443, ...).
+    pub port: Option<u16>,
+    /// First and last packet of the behaviour's flows. An exfil actor's
+    /// ordinary baseline flows come before `start_ts_ns` and are not part of it.
+    pub start_ts_ns: u64,
+    pub end_ts_ns: u64,
+    /// Human-readable parameters, e.g. "syn scan of 143 ports (2 open)",
+    /// "period 60.0 s ±15 %, 9 connections", "uploaded 31457280 bytes ...".
+    pub detail: String,
+    /// Beacons: the nominal period between connections.
+    pub period_secs: Option<f64>,
 }
 
 /// Outer tunnel of a flow.
@@ -310,7 +407,9 @@ pub struct FlowTruth {
     pub last_ts_ns: u64,
     /// Which variant script made the flow ("chunked", "gzip", "pipelined",
     /// "expect-100", "head", "close", "nxdomain", "tc", "tcp-2q", "cname",
-    /// "txt", "mx", "tls12", "odd-port", ...); absent for default flows.
+    /// "txt", "mx", "tls12", "odd-port", ...), or for a scenario actor's
+    /// behaviour flows the [`ScenarioKind`] name ("port_scan", ...);
+    /// absent for default flows (and an exfil actor's baseline flows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<&'static str>,
     /// What an application-layer parser should find, independent of the
@@ -479,6 +578,11 @@ pub struct GenSummary {
     pub bytes_written: u64,
     /// One entry per generated flow, in flow start order.
     pub flows: Vec<FlowTruth>,
+    /// One entry per scenario actor, in [`GenConfig::scenarios`] order.
+    /// Left out of the JSON when empty, so truth files without scenarios
+    /// keep their old shape.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scenarios: Vec<ScenarioTruth>,
 }
 
 /// Streams a classic little-endian pcap (Ethernet) to `out`.

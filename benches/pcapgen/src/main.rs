@@ -2,7 +2,9 @@
 //! mixed-traffic capture and optionally its per-flow ground truth as JSON.
 //!
 //! `--app-variants` adds SSH, odd-port, binary, HTTP/DNS variant and TLS 1.2
-//! flows; `--impair reorder=0.05,dup=0.02,loss=0.01,overlap=0.01` impairs TCP.
+//! flows; `--impair reorder=0.05,dup=0.02,loss=0.01,overlap=0.01` impairs TCP;
+//! `--scenario port_scan=3,beacon=2,...` injects labelled behaviours whose
+//! ground truth goes to the `scenarios` array of the `--truth` JSON.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -13,7 +15,8 @@ use std::time::Instant;
 use clap::{Parser, ValueEnum};
 use vigil_pcapgen::{
     convert_linktype, generate, generate_each, Endian, GenConfig, GenSummary, Impair, LinkType,
-    Mix, PcapOptions, PcapWriter, PcapngInterface, PcapngWriter, TsPrecision, Variants,
+    Mix, PcapOptions, PcapWriter, PcapngInterface, PcapngWriter, Scenario, ScenarioKind,
+    TsPrecision, Variants,
 };
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -87,7 +90,16 @@ struct Args {
     /// TCP impairments, e.g. "reorder=0.05,dup=0.02,loss=0.01,overlap=0.01".
     #[arg(long, value_parser = Impair::parse)]
     impair: Option<Impair>,
+    /// Labelled behaviours on top of the background, as KIND=ACTORS, e.g.
+    /// "port_scan=3,host_sweep=2,dns_tunnel=2,beacon=2,exfil=1,protocol_misuse=3".
+    #[arg(long, value_parser = parse_scenarios)]
+    scenario: Option<Scenarios>,
 }
+
+/// The parsed `--scenario` list (a newtype: clap reads `Option<Vec<_>>` as
+/// a repeated argument).
+#[derive(Clone)]
+struct Scenarios(Vec<Scenario>);
 
 /// `KIND=WEIGHT,…` pairs.
 fn weights(s: &str) -> Result<Vec<(&str, u32)>, String> {
@@ -146,6 +158,26 @@ fn parse_mix(s: &str) -> Result<Mix, String> {
     Ok(m)
 }
 
+fn parse_scenarios(s: &str) -> Result<Scenarios, String> {
+    let mut out: Vec<Scenario> = Vec::new();
+    for (k, count) in weights(s)? {
+        let kind = ScenarioKind::from_name(k).ok_or_else(|| {
+            let names: Vec<&str> = ScenarioKind::ALL.iter().map(|k| k.name()).collect();
+            format!("unknown scenario {k:?} ({})", names.join(", "))
+        })?;
+        if count > Scenario::MAX_COUNT {
+            return Err(format!("{k}={count}: at most {}", Scenario::MAX_COUNT));
+        }
+        // A kind named twice adds up rather than planning two actor sets
+        // that would share addresses.
+        match out.iter_mut().find(|s| s.kind == kind) {
+            Some(s) => s.count = (s.count + count).min(Scenario::MAX_COUNT),
+            None => out.push(Scenario { kind, count }),
+        }
+    }
+    Ok(Scenarios(out))
+}
+
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = GenConfig {
         seed: args.seed,
@@ -161,6 +193,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         },
         impair: args.impair.clone().unwrap_or_default(),
         mix: args.mix.clone().unwrap_or_default(),
+        scenarios: args.scenario.clone().map(|s| s.0).unwrap_or_default(),
         ..GenConfig::default()
     };
     let out: Box<dyn Write> = if args.out.as_os_str() == "-" {
@@ -179,7 +212,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         write_custom(args, &cfg, out)?
     };
     let secs = start.elapsed().as_secs_f64();
-    let line = format!(
+    let mut line = format!(
         "packets={} bytes={} flows={} time={:.2}s rate={:.0} MB/s",
         summary.packets,
         summary.bytes_written,
@@ -187,6 +220,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         secs,
         summary.bytes_written as f64 / 1e6 / secs.max(1e-9)
     );
+    if !summary.scenarios.is_empty() {
+        line.push_str(&format!(" scenario_actors={}", summary.scenarios.len()));
+    }
     // Keep stdout clean when the capture itself goes there.
     if args.out.as_os_str() == "-" {
         eprintln!("{line}");

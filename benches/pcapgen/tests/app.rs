@@ -11,7 +11,7 @@ use common::{compare, Datagram, Decoder};
 use sha1::{Digest, Sha1};
 use vigil_pcapgen::{
     generate, generate_frames, AppTruth, DnsMsg, FlowTruth, GenConfig, GenSummary, HttpTx, Impair,
-    Variants,
+    Scenario, ScenarioKind, Variants,
 };
 
 fn sha1_hex(b: &[u8]) -> String {
@@ -574,6 +574,44 @@ fn default_flows_app_truth_matches_payloads() {
         .flows
         .iter()
         .any(|f| matches!(f.app_layer, Some(AppTruth::Ssh(_)))));
+}
+
+/// Scenario flows (beacons, uploads, DNS tunnels, protocols on odd ports,
+/// exfil baselines) carry application truth that their payloads bear out.
+#[test]
+fn scenario_flows_app_truth_matches_payloads() {
+    let cfg = GenConfig {
+        scenarios: ScenarioKind::ALL
+            .iter()
+            .map(|&kind| Scenario { kind, count: 4 })
+            .collect(),
+        ..GenConfig::new(12, 2 << 20)
+    };
+    let (dgs, s) = decode(&cfg);
+    let actors: Vec<IpAddr> = s.scenarios.iter().map(|t| t.actor).collect();
+    let scen = GenSummary {
+        flows: s
+            .flows
+            .iter()
+            .filter(|f| actors.contains(&f.client))
+            .cloned()
+            .collect(),
+        ..s.clone()
+    };
+    let fl = flows(&scen, &dgs);
+    let c = check_apps(&fl);
+    assert!(
+        c.errors.is_empty(),
+        "{:#?}",
+        &c.errors[..c.errors.len().min(3)]
+    );
+    for p in ["http", "tls", "dns", "ssh", "unknown"] {
+        assert!(
+            c.by_proto.get(p).copied().unwrap_or(0) > 0,
+            "{p}: {:?}",
+            c.by_proto
+        );
+    }
 }
 
 #[test]

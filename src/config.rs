@@ -30,6 +30,8 @@ pub struct Config {
     pub outputs: Vec<OutputSection>,
     pub spool: SpoolSection,
     pub response: ResponseSection,
+    /// Behavioural anomaly models (`src/anomaly/`).
+    pub anomaly: crate::anomaly::AnomalySection,
 }
 
 /// Active response: TCP resets, firewall blocks, a webhook; off unless enabled.

@@ -1,5 +1,6 @@
 //! Vigil: the sensor daemon's library. `main.rs` is only the CLI edge.
 
+pub mod anomaly;
 pub mod applayer;
 pub mod capture;
 pub mod config;

@@ -754,6 +754,16 @@ fn summary(r: &ReplayReport, rules_loaded: usize) -> String {
             format!(" ({})", events.join(", "))
         },
     ));
+    if let Some(c) = &r.anomaly {
+        let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        out.push_str(&format!(
+            "  anomaly models: {} alerts from {} observations ({} batches lost on a full ring, {} entries forgotten at the cap)\n",
+            n(&c.alerts),
+            n(&c.observations),
+            n(&c.batches_dropped),
+            n(&c.evicted),
+        ));
+    }
     let a = &s.app_layer;
     out.push_str(&format!(
         "  app-layer flows: http {}, tls {}, dns {}, ssh {}, unrecognised {}; events: http {}, dns {}, tls {}, ssh {}\n",

@@ -41,6 +41,8 @@ pub struct ReplayReport {
     /// Inputs that could not be read to their end; what came before the damage was processed.
     pub input_errors: Vec<CaptureError>,
     pub eve_path: PathBuf,
+    /// The anomaly models' counters, when they ran.
+    pub anomaly: Option<std::sync::Arc<crate::anomaly::AnomalyCounters>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,19 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         (None, None)
     };
 
+    let anomaly = if cfg.anomaly.enabled {
+        let sink = crate::anomaly::EveAlerts {
+            events: events_tx.clone(),
+            response: policy.clone().zip(responder.as_ref().map(|r| r.requests())),
+        };
+        Some(
+            crate::anomaly::AnomalyEngine::start(&cfg.anomaly, Box::new(sink))
+                .map_err(|e| ReplayError::Worker(format!("anomaly thread: {e}")))?,
+        )
+    } else {
+        None
+    };
+
     let ring = cfg.pipeline.ring_batches;
     let (recycle_tx, recycle_rx) = bounded::<Batch>(workers * (ring + 2));
     let worker_cfg = WorkerConfig {
@@ -123,6 +138,7 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
                 responder.requests(),
             )));
         }
+        worker.set_anomaly(anomaly.as_ref().map(|a| a.tap()));
         let recycle = recycle_tx.clone();
         let handle = thread::Builder::new()
             .name(format!("vigil-worker-{k}"))
@@ -203,6 +219,12 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         }
         Err(e) => worker_failure = Some(e.to_string()),
     }
+    // The models' last alerts may still ask the responder for an action.
+    let anomaly_counters = anomaly.map(|a| {
+        let counters = std::sync::Arc::clone(&a.counters);
+        a.stop();
+        counters
+    });
     if let Some(responder) = responder {
         responder.stop();
     }
@@ -223,5 +245,6 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         output,
         input_errors,
         eve_path,
+        anomaly: anomaly_counters,
     })
 }

@@ -70,6 +70,8 @@ pub struct DaemonReport {
     pub workers: Vec<WorkerStatus>,
     /// Active response counters, when it ran.
     pub response: Option<Arc<crate::response::ResponseCounters>>,
+    /// Anomaly model counters, when they ran.
+    pub anomaly: Option<Arc<crate::anomaly::AnomalyCounters>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +201,18 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         }
         None => (None, None, None),
     };
+    let anomaly = if config.anomaly.enabled {
+        let sink = crate::anomaly::EveAlerts {
+            events: events_tx.clone(),
+            response: policy.clone().zip(responder.as_ref().map(|r| r.requests())),
+        };
+        Some(
+            crate::anomaly::AnomalyEngine::start(&config.anomaly, Box::new(sink))
+                .map_err(|e| DaemonError::Worker(format!("anomaly thread: {e}")))?,
+        )
+    } else {
+        None
+    };
 
     let worker_cfg = WorkerConfig {
         flow: config.flow_table(workers),
@@ -225,6 +239,7 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
                 responder.requests(),
             )));
         }
+        worker.set_anomaly(anomaly.as_ref().map(|a| a.tap()));
         let dispatcher = Dispatcher::new(
             LiveSink::new(worker, index, peers.next().flatten()),
             config.pipeline.batch_packets,
@@ -330,6 +345,11 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
     // The workers are gone: what they asked for is handled, then the responder stops (its
     // blocks stay in the firewall and the state file).
     drop(control_server);
+    let anomaly_counters = anomaly.map(|a| {
+        let counters = Arc::clone(&a.counters);
+        a.stop();
+        counters
+    });
     let response_counters = responder.map(|r| {
         let counters = Arc::clone(&r.counters);
         r.stop();
@@ -350,6 +370,7 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         output,
         workers: finals,
         response: response_counters,
+        anomaly: anomaly_counters,
     })
 }
 

@@ -104,6 +104,8 @@ pub enum EveEvent {
     Stats(Box<RunStats>),
     /// An active-response action or refusal.
     Response(Box<crate::response::event::ResponseEvent>),
+    /// An anomaly model's alert.
+    ModelAlert(Box<crate::anomaly::ModelAlert>),
 }
 
 impl EveEvent {
@@ -115,6 +117,7 @@ impl EveEvent {
             EveEvent::Anomaly(_) => EventType::Anomaly,
             EveEvent::Stats(_) => EventType::Stats,
             EveEvent::Response(_) => EventType::Response,
+            EveEvent::ModelAlert(_) => EventType::Alert,
             EveEvent::App(a) => match &a.kind {
                 AppEventKind::Alert(_) => EventType::Alert,
                 AppEventKind::Anomaly { .. } => EventType::Anomaly,
@@ -136,6 +139,7 @@ impl EveEvent {
             EveEvent::App(a) => a.ts_ns,
             EveEvent::Stats(s) => s.last_ts_ns,
             EveEvent::Response(r) => r.ts_ns,
+            EveEvent::ModelAlert(a) => a.ts_ns,
         }
     }
 }
@@ -412,6 +416,7 @@ pub fn write_event(ev: &EveEvent, fmt: &EveFormat, out: &mut Vec<u8>) -> serde_j
         EveEvent::App(a) => serde_json::to_writer(&mut *out, &AppJson { a, fmt })?,
         EveEvent::Stats(s) => serde_json::to_writer(&mut *out, &stats_json(s))?,
         EveEvent::Response(r) => serde_json::to_writer(&mut *out, &r.to_json())?,
+        EveEvent::ModelAlert(a) => serde_json::to_writer(&mut *out, &a.to_json())?,
     }
     out.push(b'\n');
     Ok(())

@@ -5,6 +5,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use vigil_parsers::app::{AppProto, AppRecord, Direction};
 
 use super::batch::{Batch, Slot, SlotKind};
+use crate::anomaly::{AnomalyTap, DnsSeen};
 use crate::applayer::{AppItem, AppLayer, AppLayerConfig, AppLayerStats, AppPacket, FlowApp};
 use crate::detect::{PacketPlace, WorkerDetect};
 use crate::flow::key::PROTO_TCP;
@@ -52,6 +53,8 @@ pub struct Worker {
     detect: Option<WorkerDetect>,
     /// Active response: alerts that call for an action go to the responder.
     response: Option<ResponseTap>,
+    /// Anomaly models: ended flows and DNS messages go to the anomaly thread.
+    anomaly: Option<AnomalyTap>,
     /// Application-layer findings of the packet or flow end being handled.
     items: Vec<AppItem>,
     ended: Vec<FlowRecord>,
@@ -77,6 +80,7 @@ impl Worker {
             app: AppLayer::new(config.app_layer, config.stream_memcap_bytes),
             detect,
             response: None,
+            anomaly: None,
             items: Vec::new(),
             ended: Vec::with_capacity(1024),
             events: Vec::new(),
@@ -107,6 +111,9 @@ impl Worker {
         }
         self.emit_ended();
         self.send_events();
+        if let Some(tap) = &mut self.anomaly {
+            tap.flush();
+        }
     }
 
     /// Ends every flow (writing its record) and reports.
@@ -115,6 +122,9 @@ impl Worker {
         self.end_flows(0);
         self.emit_ended();
         self.send_events();
+        if let Some(tap) = &mut self.anomaly {
+            tap.flush();
+        }
         self.report()
     }
 
@@ -139,6 +149,11 @@ impl Worker {
     /// Hands alerts that call for an action (rule action, policy) to the responder.
     pub fn set_response(&mut self, tap: Option<ResponseTap>) {
         self.response = tap;
+    }
+
+    /// Feeds the anomaly models.
+    pub fn set_anomaly(&mut self, tap: Option<AnomalyTap>) {
+        self.anomaly = tap;
     }
 
     /// Swaps the signatures in use (a reload); flows keep their state. The alerts counted by
@@ -347,6 +362,21 @@ impl Worker {
         for item in items.drain(..) {
             let (dir, tx_id, kind) = match item {
                 AppItem::Record(dir, record) => {
+                    // The models see every DNS message, logged or not.
+                    if let (Some(tap), AppRecord::Dns(msg)) = (&mut self.anomaly, &record) {
+                        if let Some(q) = msg.queries.first() {
+                            tap.dns(DnsSeen {
+                                ts_ns,
+                                client: rec.client_addr,
+                                server: rec.server_addr,
+                                flow_id: rec.flow_id,
+                                is_response: msg.is_response,
+                                rcode: (msg.flags & 0x000f) as u8,
+                                qname: String::from_utf8_lossy(&q.name.value).into_owned(),
+                                qtype: q.rrtype,
+                            });
+                        }
+                    }
                     if !record.is_logged() {
                         continue;
                     }
@@ -474,6 +504,9 @@ impl Worker {
     }
 
     fn emit_ended(&mut self) {
+        if let Some(tap) = &mut self.anomaly {
+            tap.flows_ended(&self.ended);
+        }
         self.report.flow_events += self.ended.len() as u64;
         self.events.extend(self.ended.drain(..).map(EveEvent::Flow));
     }

@@ -68,6 +68,57 @@ impl ResponseTap {
     }
 }
 
+/// An anomaly model's alert: the policy decides as for a rule (gid, sid, category "Anomaly",
+/// severity); there is no packet to reset with, so only blocks can follow.
+pub fn on_model_alert(
+    policy: &Policy,
+    requests: &RequestSender,
+    alert: &crate::anomaly::ModelAlert,
+) {
+    let facts = AlertFacts {
+        gid: crate::anomaly::GID,
+        sid: alert.sid,
+        classtype: None,
+        category: "Anomaly",
+        severity: alert.severity,
+        action: vigil_signatures::sig::Action::Alert,
+    };
+    let Some(mut decision) = policy.decide(&facts) else {
+        return;
+    };
+    // A finding about one host (a sweep) has no other end to act on.
+    if alert.dst.is_none() {
+        decision.block = match decision.block {
+            super::policy::Ends::Dst => super::policy::Ends::None,
+            super::policy::Ends::Both => super::policy::Ends::Src,
+            other => other,
+        };
+        decision.reset = super::policy::Ends::None;
+    }
+    if decision.block == super::policy::Ends::None && decision.reset == super::policy::Ends::None {
+        return;
+    }
+    requests.send(Request {
+        alerted: Instant::now(),
+        flow_id: alert.flow_id.unwrap_or(0),
+        alert: AlertInfo {
+            gid: crate::anomaly::GID,
+            signature_id: alert.sid,
+            rev: 1,
+            signature: alert.signature.to_string(),
+            category: "Anomaly".into(),
+            severity: alert.severity,
+            action: "alert".into(),
+        },
+        decision,
+        src: alert.src,
+        dst: alert.dst.unwrap_or(alert.src),
+        ports: alert.ports,
+        proto: alert.proto.unwrap_or(0),
+        packet: None,
+    });
+}
+
 fn trigger(view: &PacketView) -> Option<TriggerPacket> {
     let pkt = view.pkt;
     if pkt.kind != vigil_parsers::PacketKind::Ip {

@@ -2,6 +2,7 @@
 //! back what it wrote.
 #![allow(dead_code)]
 
+pub mod anomaly_eval;
 pub mod lab;
 pub mod nats;
 pub mod netns;

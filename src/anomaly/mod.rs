@@ -1,0 +1,401 @@
+//! Behavioural anomaly models: port scans and host sweeps, DNS tunnelling and DGA lookups,
+//! periodic beaconing, outbound volume and large uploads to rare destinations, and protocol
+//! misuse. Each explains itself: an EVE `alert` (gid [`GID`], category "Anomaly") whose
+//! `alert.metadata` holds the evidence (counts, window, threshold, score, samples).
+//!
+//! A host's flows are spread over the workers by the flow hash, so per-host state cannot live
+//! in one worker. Workers hand compact observations (each ended flow, each DNS message) to the
+//! anomaly thread in one message per batch, without waiting (a full ring is counted); the
+//! thread keeps every model's per-host state, bounded by `max_entries` per model, and runs on
+//! packet time, so replay and live capture judge alike.
+
+pub mod beacon;
+pub mod dns;
+pub mod misuse;
+pub mod scan;
+pub mod table;
+pub mod volume;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::flow::FlowRecord;
+use crate::output::eve::EveEvent;
+
+/// The generator id of every model alert.
+pub const GID: u32 = 9100;
+/// Observation batches the ring to the anomaly thread holds.
+const RING_BATCHES: usize = 1024;
+
+/// Stable signature ids of the models' alerts.
+pub mod sid {
+    pub const PORT_SCAN: u32 = 1;
+    pub const HOST_SWEEP: u32 = 2;
+    pub const DNS_TUNNEL: u32 = 3;
+    pub const DGA: u32 = 4;
+    pub const BEACON: u32 = 5;
+    pub const VOLUME: u32 = 6;
+    pub const RARE_UPLOAD: u32 = 7;
+    pub const UNUSUAL_PORT: u32 = 8;
+    pub const NOT_WEB_ON_WEB_PORT: u32 = 9;
+}
+
+/// `[anomaly]`: every threshold, documented in `appliance/vigil.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalySection {
+    pub enabled: bool,
+    /// Most hosts (or host pairs) each model tracks; the longest-quiet are forgotten first.
+    pub max_entries: usize,
+    /// The same model does not alert again about the same host (pair) for this long.
+    pub cooldown_secs: u64,
+    pub scan: scan::ScanConfig,
+    pub dns: dns::DnsConfig,
+    pub beacon: beacon::BeaconConfig,
+    pub volume: volume::VolumeConfig,
+    pub misuse: misuse::MisuseConfig,
+}
+
+impl Default for AnomalySection {
+    fn default() -> Self {
+        AnomalySection {
+            enabled: true,
+            max_entries: 100_000,
+            cooldown_secs: 600,
+            scan: scan::ScanConfig::default(),
+            dns: dns::DnsConfig::default(),
+            beacon: beacon::BeaconConfig::default(),
+            volume: volume::VolumeConfig::default(),
+            misuse: misuse::MisuseConfig::default(),
+        }
+    }
+}
+
+/// What a worker tells the models about one batch of packets.
+#[derive(Debug, Clone, Default)]
+pub struct Observations {
+    /// Flows as they ended (their app-layer protocol known).
+    pub flows: Vec<FlowRecord>,
+    /// DNS messages.
+    pub dns: Vec<DnsSeen>,
+}
+
+impl Observations {
+    fn len(&self) -> usize {
+        self.flows.len() + self.dns.len()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DnsSeen {
+    pub ts_ns: u64,
+    pub client: IpAddr,
+    pub server: IpAddr,
+    pub flow_id: u64,
+    pub is_response: bool,
+    pub rcode: u8,
+    /// The first query's name and type.
+    pub qname: String,
+    pub qtype: u16,
+}
+
+/// A model's finding, rendered as an EVE `alert`.
+#[derive(Debug, Clone)]
+pub struct ModelAlert {
+    pub ts_ns: u64,
+    pub sid: u32,
+    /// Names the behaviour: "TCP port scan", "DNS tunnelling", …
+    pub signature: &'static str,
+    /// The model's config name (`scan`, `dns`, …).
+    pub model: &'static str,
+    /// 1 (highest) to 3, from the score.
+    pub severity: u8,
+    /// How far past its threshold the behaviour is (1.0 = at the threshold).
+    pub score: f64,
+    pub src: IpAddr,
+    pub dst: Option<IpAddr>,
+    pub ports: Option<(u16, u16)>,
+    pub proto: Option<u8>,
+    pub flow_id: Option<u64>,
+    /// Evidence, each value a list of strings as in Suricata's `alert.metadata`.
+    pub evidence: Vec<(&'static str, Vec<String>)>,
+}
+
+/// Severity from how far past its threshold a behaviour is.
+pub fn severity(score: f64) -> u8 {
+    if score >= 4.0 {
+        1
+    } else if score >= 2.0 {
+        2
+    } else {
+        3
+    }
+}
+
+impl ModelAlert {
+    pub fn to_json(&self) -> Value {
+        let mut ev = Map::new();
+        ev.insert(
+            "timestamp".into(),
+            json!(crate::output::time::eve_timestamp_string(self.ts_ns)),
+        );
+        if let Some(id) = self.flow_id.filter(|id| *id != 0) {
+            ev.insert("flow_id".into(), json!(id));
+        }
+        ev.insert("event_type".into(), json!("alert"));
+        ev.insert("src_ip".into(), json!(self.src));
+        if let Some((sp, _)) = self.ports {
+            ev.insert("src_port".into(), json!(sp));
+        }
+        if let Some(dst) = self.dst {
+            ev.insert("dest_ip".into(), json!(dst));
+        }
+        if let Some((_, dp)) = self.ports {
+            ev.insert("dest_port".into(), json!(dp));
+        }
+        if let Some(p) = self.proto {
+            ev.insert("proto".into(), json!(crate::output::eve::proto_name(p)));
+        }
+        let mut metadata = Map::new();
+        metadata.insert("model".into(), json!([self.model]));
+        metadata.insert("score".into(), json!([format!("{:.2}", self.score)]));
+        for (key, values) in &self.evidence {
+            metadata.insert((*key).into(), json!(values));
+        }
+        ev.insert(
+            "alert".into(),
+            json!({
+                "action": "allowed",
+                "gid": GID,
+                "signature_id": self.sid,
+                "rev": 1,
+                "signature": self.signature,
+                "category": "Anomaly",
+                "severity": self.severity,
+                "metadata": metadata,
+            }),
+        );
+        Value::Object(ev)
+    }
+}
+
+/// Counters of the anomaly thread.
+#[derive(Debug, Default)]
+pub struct AnomalyCounters {
+    pub observations: AtomicU64,
+    /// Observation batches a worker found the ring full for.
+    pub batches_dropped: AtomicU64,
+    pub alerts: AtomicU64,
+    /// Entries forgotten to stay under `max_entries`.
+    pub evicted: AtomicU64,
+}
+
+/// The worker side: observations of one batch, sent in one message.
+pub struct AnomalyTap {
+    pending: Observations,
+    tx: Sender<Observations>,
+    counters: Arc<AnomalyCounters>,
+}
+
+impl AnomalyTap {
+    pub fn flows_ended(&mut self, flows: &[FlowRecord]) {
+        self.pending.flows.extend_from_slice(flows);
+    }
+
+    pub fn dns(&mut self, seen: DnsSeen) {
+        self.pending.dns.push(seen);
+    }
+
+    /// Hands the batch's observations over without waiting.
+    pub fn flush(&mut self) {
+        if self.pending.len() == 0 {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        self.counters
+            .observations
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if self.tx.try_send(batch).is_err() {
+            self.counters
+                .batches_dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Where model alerts go: the EVE output, and active response's policy.
+pub trait AlertSink: Send {
+    fn alert(&mut self, alert: ModelAlert);
+}
+
+/// Writes alerts as EVE events and offers them to active response.
+pub struct EveAlerts {
+    pub events: Sender<Vec<EveEvent>>,
+    pub response: Option<(
+        Arc<crate::response::policy::Policy>,
+        crate::response::engine::RequestSender,
+    )>,
+}
+
+impl AlertSink for EveAlerts {
+    fn alert(&mut self, alert: ModelAlert) {
+        if let Some((policy, requests)) = &self.response {
+            crate::response::tap::on_model_alert(policy, requests, &alert);
+        }
+        let _ = self
+            .events
+            .send(vec![EveEvent::ModelAlert(Box::new(alert))]);
+    }
+}
+
+/// Every model, fed in arrival order.
+pub struct Models {
+    scan: Option<scan::Scan>,
+    dns: Option<dns::Dns>,
+    beacon: Option<beacon::Beacon>,
+    volume: Option<volume::Volume>,
+    misuse: Option<misuse::Misuse>,
+    found: Vec<ModelAlert>,
+}
+
+impl Models {
+    pub fn new(cfg: &AnomalySection) -> Models {
+        let limits = table::Limits {
+            max_entries: cfg.max_entries.max(1),
+            cooldown_ns: cfg.cooldown_secs.saturating_mul(1_000_000_000),
+        };
+        Models {
+            scan: cfg
+                .scan
+                .enabled
+                .then(|| scan::Scan::new(cfg.scan.clone(), limits)),
+            dns: cfg
+                .dns
+                .enabled
+                .then(|| dns::Dns::new(cfg.dns.clone(), limits)),
+            beacon: cfg
+                .beacon
+                .enabled
+                .then(|| beacon::Beacon::new(cfg.beacon.clone(), limits)),
+            volume: cfg
+                .volume
+                .enabled
+                .then(|| volume::Volume::new(cfg.volume.clone(), limits)),
+            misuse: cfg
+                .misuse
+                .enabled
+                .then(|| misuse::Misuse::new(cfg.misuse.clone(), limits)),
+            found: Vec::new(),
+        }
+    }
+
+    pub fn observe(&mut self, obs: &Observations) {
+        for f in &obs.flows {
+            if let Some(m) = &mut self.scan {
+                m.flow(f, &mut self.found);
+            }
+            if let Some(m) = &mut self.beacon {
+                m.flow(f, &mut self.found);
+            }
+            if let Some(m) = &mut self.volume {
+                m.flow(f, &mut self.found);
+            }
+            if let Some(m) = &mut self.misuse {
+                m.flow(f, &mut self.found);
+            }
+        }
+        if let Some(m) = &mut self.dns {
+            for d in &obs.dns {
+                m.message(d, &mut self.found);
+            }
+        }
+    }
+
+    /// Alerts found since the last call.
+    pub fn take_alerts(&mut self) -> std::vec::Drain<'_, ModelAlert> {
+        self.found.drain(..)
+    }
+
+    /// Entries forgotten to stay under the cap, over all models.
+    pub fn evicted(&self) -> u64 {
+        self.scan.as_ref().map_or(0, |m| m.evicted())
+            + self.dns.as_ref().map_or(0, |m| m.evicted())
+            + self.beacon.as_ref().map_or(0, |m| m.evicted())
+            + self.volume.as_ref().map_or(0, |m| m.evicted())
+            + self.misuse.as_ref().map_or(0, |m| m.evicted())
+    }
+}
+
+/// The anomaly thread.
+pub struct AnomalyEngine {
+    tx: Sender<Observations>,
+    thread: Option<JoinHandle<()>>,
+    pub counters: Arc<AnomalyCounters>,
+}
+
+impl AnomalyEngine {
+    pub fn start(cfg: &AnomalySection, mut sink: Box<dyn AlertSink>) -> std::io::Result<Self> {
+        let (tx, rx) = bounded::<Observations>(RING_BATCHES);
+        let counters = Arc::new(AnomalyCounters::default());
+        let mut models = Models::new(cfg);
+        let thread_counters = Arc::clone(&counters);
+        let thread = std::thread::Builder::new()
+            .name("vigil-anomaly".into())
+            .spawn(move || run(&mut models, &rx, sink.as_mut(), &thread_counters))?;
+        Ok(AnomalyEngine {
+            tx,
+            thread: Some(thread),
+            counters,
+        })
+    }
+
+    pub fn tap(&self) -> AnomalyTap {
+        AnomalyTap {
+            pending: Observations::default(),
+            tx: self.tx.clone(),
+            counters: Arc::clone(&self.counters),
+        }
+    }
+
+    /// Handles what the workers sent (they must be done), then stops.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        // The thread ends when every sender is gone: the workers' taps and this one.
+        let (dead, _) = bounded(0);
+        drop(std::mem::replace(&mut self.tx, dead));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for AnomalyEngine {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn run(
+    models: &mut Models,
+    rx: &Receiver<Observations>,
+    sink: &mut dyn AlertSink,
+    counters: &AnomalyCounters,
+) {
+    for batch in rx {
+        models.observe(&batch);
+        for alert in models.take_alerts() {
+            counters.alerts.fetch_add(1, Ordering::Relaxed);
+            sink.alert(alert);
+        }
+        counters.evicted.store(models.evicted(), Ordering::Relaxed);
+    }
+}

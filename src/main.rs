@@ -492,6 +492,12 @@ fn run_daemon(args: RunArgs) -> Result<ExitCode> {
             u.name, u.acked, u.spool.events, u.spool.dropped, u.rejected
         );
     }
+    if let Some(a) = report.anomaly.as_ref().map(|a| a.snapshot()) {
+        eprintln!(
+            "vigil: anomaly models: {} alerts from {} observations ({} batches lost)",
+            a.alerts, a.observations, a.batches_dropped
+        );
+    }
     if let Some(r) = &report.response {
         eprintln!("vigil: response: {}", response_line(r));
     }
@@ -754,14 +760,10 @@ fn summary(r: &ReplayReport, rules_loaded: usize) -> String {
             format!(" ({})", events.join(", "))
         },
     ));
-    if let Some(c) = &r.anomaly {
-        let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    if let Some(c) = r.anomaly.as_ref().map(|c| c.snapshot()) {
         out.push_str(&format!(
             "  anomaly models: {} alerts from {} observations ({} batches lost on a full ring, {} entries forgotten at the cap)\n",
-            n(&c.alerts),
-            n(&c.observations),
-            n(&c.batches_dropped),
-            n(&c.evicted),
+            c.alerts, c.observations, c.batches_dropped, c.evicted,
         ));
     }
     let a = &s.app_layer;

@@ -32,7 +32,18 @@ pub struct MetricsSnapshot {
     pub outputs: Vec<OutputSnapshot>,
     /// Active response, when it runs.
     pub response: Option<ResponseSnapshot>,
+    /// Anomaly models, when they run.
+    pub anomaly: Option<AnomalySnapshot>,
     pub uptime_seconds: f64,
+}
+
+/// Anomaly model counters since the daemon started.
+#[derive(Debug, Clone, Default)]
+pub struct AnomalySnapshot {
+    pub observations: u64,
+    pub batches_dropped: u64,
+    pub alerts: u64,
+    pub evicted: u64,
 }
 
 /// Active response counters since the daemon started.
@@ -170,6 +181,7 @@ enum Source {
     Rules(fn(&RulesSnapshot) -> Value),
     Output(fn(&OutputSnapshot) -> Value),
     Response(fn(&ResponseSnapshot) -> Value),
+    Anomaly(fn(&AnomalySnapshot) -> Value),
     Uptime,
 }
 
@@ -179,7 +191,7 @@ impl Source {
             Source::Capture(_) => &["interface", "worker", "method"],
             Source::Worker(_) => &["worker"],
             Source::Alerts => &["worker", "severity"],
-            Source::Rules(_) | Source::Response(_) | Source::Uptime => &[],
+            Source::Rules(_) | Source::Response(_) | Source::Anomaly(_) | Source::Uptime => &[],
             Source::Output(_) => &["sink"],
         }
     }
@@ -318,6 +330,14 @@ const FAMILIES: &[Family] = &[
         Source::Response(|r| Value::Level(r.reset_latency_seconds))),
     gauge("vigil_response_block_latency_seconds_sum", "Alert-to-block latency summed over alert-triggered blocks.",
         Source::Response(|r| Value::Level(r.block_latency_seconds))),
+    counter("vigil_anomaly_observations_total", "Ended flows and DNS messages handed to the anomaly models.",
+        Source::Anomaly(|a| Value::Count(a.observations))),
+    counter("vigil_anomaly_batches_dropped_total", "Observation batches lost because the anomaly thread's queue was full.",
+        Source::Anomaly(|a| Value::Count(a.batches_dropped))),
+    counter("vigil_anomaly_alerts_total", "Alerts raised by the anomaly models.",
+        Source::Anomaly(|a| Value::Count(a.alerts))),
+    counter("vigil_anomaly_evicted_total", "Model entries forgotten to stay under anomaly.max_entries.",
+        Source::Anomaly(|a| Value::Count(a.evicted))),
     gauge("vigil_uptime_seconds", "Seconds since the daemon started.", Source::Uptime),
 ];
 
@@ -349,6 +369,7 @@ fn samples(source: Source, snap: &MetricsSnapshot, out: &mut Vec<(Vec<String>, V
         Source::Rules(f) => out.push((Vec::new(), f(&snap.rules))),
         Source::Output(f) => out.extend(snap.outputs.iter().map(|o| (vec![o.sink.clone()], f(o)))),
         Source::Response(f) => out.extend(snap.response.iter().map(|r| (Vec::new(), f(r)))),
+        Source::Anomaly(f) => out.extend(snap.anomaly.iter().map(|a| (Vec::new(), f(a)))),
         Source::Uptime => out.push((Vec::new(), Value::Level(snap.uptime_seconds))),
     }
 }
@@ -743,6 +764,7 @@ mod tests {
                 ..Default::default()
             }],
             response: Some(ResponseSnapshot::default()),
+            anomaly: Some(AnomalySnapshot::default()),
             uptime_seconds: 3.5,
         }
     }

@@ -80,6 +80,7 @@ fn snapshot(packets: [u64; 2]) -> MetricsSnapshot {
             ..Default::default()
         }],
         response: None,
+        anomaly: None,
         uptime_seconds: 3600.5,
     }
 }

@@ -196,6 +196,18 @@ pub struct AnomalyCounters {
     pub evicted: AtomicU64,
 }
 
+impl AnomalyCounters {
+    pub fn snapshot(&self) -> crate::metrics::AnomalySnapshot {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        crate::metrics::AnomalySnapshot {
+            observations: n(&self.observations),
+            batches_dropped: n(&self.batches_dropped),
+            alerts: n(&self.alerts),
+            evicted: n(&self.evicted),
+        }
+    }
+}
+
 /// The worker side: observations of one batch, sent in one message.
 pub struct AnomalyTap {
     pending: Observations,

@@ -317,6 +317,7 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
                 started,
             );
             snapshot.response = responder.as_ref().map(|r| r.counters.snapshot());
+            snapshot.anomaly = anomaly.as_ref().map(|a| a.counters.snapshot());
             metrics.update(snapshot);
         }
         if Instant::now() >= next_stats {

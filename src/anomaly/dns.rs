@@ -19,8 +19,10 @@ pub struct DnsConfig {
     pub window_secs: u64,
     /// Distinct names under one registered domain, from one client, within the window.
     pub subdomains: usize,
-    /// Mean Shannon entropy (bits per character) of those names' subdomain part.
+    /// Mean Shannon entropy (bits per character) of those names' subdomain part …
     pub min_entropy: f64,
+    /// … or this many TXT/NULL queries among them (the record types that carry data back).
+    pub txt_null_queries: u32,
     /// Distinct registered domains answered NXDOMAIN to one client within the window.
     pub nxdomains: usize,
     /// Mean entropy of those domains' second-level labels.
@@ -34,6 +36,7 @@ impl Default for DnsConfig {
             window_secs: 300,
             subdomains: 50,
             min_entropy: 3.5,
+            txt_null_queries: 100,
             nxdomains: 20,
             dga_min_entropy: 2.5,
         }
@@ -112,6 +115,14 @@ impl Names {
     fn mean_entropy(&self) -> f64 {
         self.entropy_sum / self.distinct.max(1) as f64
     }
+
+    fn txt_null(&self) -> u32 {
+        self.qtypes
+            .iter()
+            .filter(|(t, _)| matches!(*t, "TXT" | "NULL"))
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 pub struct Dns {
@@ -149,7 +160,9 @@ impl Dns {
             let names = self.tunnels.get(&key, d.ts_ns, || Names::new(d.ts_ns));
             let new = names.add(&name, &sub.replace('.', ""), d.qtype, d.ts_ns, window_ns);
             let threshold = self.cfg.subdomains.max(1);
-            if !new || names.distinct < threshold || names.mean_entropy() < self.cfg.min_entropy {
+            let encoded = names.mean_entropy() >= self.cfg.min_entropy
+                || names.txt_null() >= self.cfg.txt_null_queries.max(1);
+            if !new || names.distinct < threshold || !encoded {
                 return;
             }
             let evidence = evidence(

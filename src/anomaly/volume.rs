@@ -59,12 +59,80 @@ struct Destination {
     down: u64,
 }
 
-struct Host {
+/// A host's bytes sent per bucket: the current bucket's sum and an EWMA of the closed ones.
+#[derive(Debug, Clone)]
+struct Baseline {
     first_bucket: u64,
     bucket: u64,
     bytes: u64,
     mean: f64,
     var: f64,
+}
+
+/// A bucket past its host's baseline.
+struct Excess {
+    bytes: u64,
+    mean: f64,
+    std: f64,
+    limit: f64,
+    history: u64,
+}
+
+impl Baseline {
+    fn new(bucket: u64) -> Baseline {
+        Baseline {
+            first_bucket: bucket,
+            bucket,
+            bytes: 0,
+            mean: 0.0,
+            var: 0.0,
+        }
+    }
+
+    /// Adds `bytes` sent in `bucket`; buckets closed since enter the average (the last with
+    /// its bytes, the ones between empty).
+    fn add(&mut self, bucket: u64, bytes: u64, alpha: f64) {
+        if bucket > self.bucket {
+            let gap = bucket - self.bucket;
+            self.ewma(self.bytes as f64, alpha);
+            for _ in 1..gap.min(1000) {
+                self.ewma(0.0, alpha);
+            }
+            self.bucket = bucket;
+            self.bytes = 0;
+        }
+        self.bytes += bytes;
+    }
+
+    /// The current bucket, if it is past mean + sigma × deviation and `min_bytes`, once the
+    /// warm-up is over.
+    fn excess(&self, cfg: &VolumeConfig) -> Option<Excess> {
+        let history = self.bucket.saturating_sub(self.first_bucket);
+        let std = self.var.sqrt();
+        let limit = self.mean + cfg.sigma * std;
+        let over = history >= u64::from(cfg.warmup_buckets)
+            && self.bytes as f64 > limit
+            && self.bytes >= cfg.min_bytes;
+        over.then_some(Excess {
+            bytes: self.bytes,
+            mean: self.mean,
+            std,
+            limit,
+            history,
+        })
+    }
+
+    /// Exponentially weighted mean and variance (West's update).
+    fn ewma(&mut self, x: f64, alpha: f64) {
+        let diff = x - self.mean;
+        let incr = alpha * diff;
+        self.mean += incr;
+        self.var = (1.0 - alpha) * (self.var + diff * incr);
+    }
+}
+
+struct Host {
+    baseline: Baseline,
     /// The destinations it talked to most recently, with what it exchanged with each.
     destinations: Vec<Destination>,
 }
@@ -91,24 +159,10 @@ impl Volume {
         let bucket = f.last_ts_ns / bucket_ns;
         let cfg = &self.cfg;
         let host = self.hosts.get(&f.client_addr, f.last_ts_ns, || Host {
-            first_bucket: bucket,
-            bucket,
-            bytes: 0,
-            mean: 0.0,
-            var: 0.0,
+            baseline: Baseline::new(bucket),
             destinations: Vec::new(),
         });
-        // Buckets that closed since: the last one with its bytes, the rest empty.
-        if bucket > host.bucket {
-            let gap = bucket - host.bucket;
-            ewma(host, host.bytes as f64, cfg.alpha);
-            for _ in 1..gap.min(1000) {
-                ewma(host, 0.0, cfg.alpha);
-            }
-            host.bucket = bucket;
-            host.bytes = 0;
-        }
-        host.bytes += f.bytes_toserver;
+        host.baseline.add(bucket, f.bytes_toserver, cfg.alpha);
         let at = match host
             .destinations
             .iter()
@@ -135,12 +189,7 @@ impl Volume {
         let (up, down, first_ns) = (dest.up, dest.down, dest.first_ns);
         let rare = f.last_ts_ns.saturating_sub(first_ns)
             <= cfg.rare_window_secs.saturating_mul(1_000_000_000);
-        let history = bucket.saturating_sub(host.first_bucket);
-        let limit = host.mean + cfg.sigma * host.var.sqrt();
-        let (bytes, mean, std) = (host.bytes, host.mean, host.var.sqrt());
-        let over_baseline = history >= u64::from(cfg.warmup_buckets)
-            && bytes as f64 > limit
-            && bytes >= cfg.min_bytes;
+        let excess = host.baseline.excess(cfg);
         let upload =
             rare && up >= cfg.upload_bytes && up as f64 >= cfg.upload_ratio * down.max(1) as f64;
         if upload && self.hosts.may_alert(&f.client_addr, f.last_ts_ns) {
@@ -171,7 +220,14 @@ impl Volume {
                     ("rare_window", vec![format!("{}s", cfg.rare_window_secs)]),
                 ],
             });
-        } else if over_baseline && self.hosts.may_alert(&f.client_addr, f.last_ts_ns) {
+        } else if let Some(Excess {
+            bytes,
+            mean,
+            std,
+            limit,
+            history,
+        }) = excess.filter(|_| self.hosts.may_alert(&f.client_addr, f.last_ts_ns))
+        {
             let score = bytes as f64 / limit.max(1.0);
             out.push(ModelAlert {
                 ts_ns: f.last_ts_ns,
@@ -198,10 +254,48 @@ impl Volume {
     }
 }
 
-/// Exponentially weighted mean and variance (West's update).
-fn ewma(host: &mut Host, x: f64, alpha: f64) {
-    let diff = x - host.mean;
-    let incr = alpha * diff;
-    host.mean += incr;
-    host.var = (1.0 - alpha) * (host.var + diff * incr);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1 << 20;
+
+    #[test]
+    fn a_burst_far_above_a_learned_baseline_is_excess_and_the_warm_up_holds_it() {
+        let cfg = VolumeConfig::default();
+        let mut b = Baseline::new(0);
+        // Twenty minutes of 1–3 MB a minute.
+        for minute in 0..20 {
+            b.add(minute, (1 + minute % 3) * MB, cfg.alpha);
+            assert!(b.excess(&cfg).is_none(), "minute {minute}");
+        }
+        b.add(20, 40 * MB, cfg.alpha);
+        assert!(b.excess(&cfg).is_none(), "under min_bytes");
+        b.add(20, 60 * MB, cfg.alpha);
+        let e = b.excess(&cfg).expect("100 MB in a minute against ~2 MB");
+        assert_eq!(e.bytes, 100 * MB);
+        assert!(
+            e.mean > 1.0 * MB as f64 && e.mean < 3.0 * MB as f64,
+            "{}",
+            e.mean
+        );
+        assert_eq!(e.history, 20);
+
+        // The same burst before the warm-up is over says nothing.
+        let mut young = Baseline::new(0);
+        young.add(3, 200 * MB, cfg.alpha);
+        assert!(young.excess(&cfg).is_none());
+    }
+
+    #[test]
+    fn quiet_buckets_lower_the_baseline() {
+        let cfg = VolumeConfig::default();
+        let mut b = Baseline::new(0);
+        for minute in 0..10 {
+            b.add(minute, 50 * MB, cfg.alpha);
+        }
+        let busy = b.mean;
+        b.add(40, 0, cfg.alpha);
+        assert!(b.mean < busy / 10.0, "{} after 30 quiet minutes", b.mean);
+    }
 }

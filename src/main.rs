@@ -745,13 +745,17 @@ fn summary(r: &ReplayReport, rules_loaded: usize) -> String {
         s.flow.evicted,
         s.flow.emerg_mode_entered,
     ));
+    let model_alerts = r.anomaly.as_ref().map_or(0, |c| c.snapshot().alerts);
     out.push_str(&format!(
         "  alerts {}{}, decode errors {}{}\n",
         s.alerts,
-        if rules_loaded == 0 {
-            " (no rules loaded)".to_string()
-        } else {
-            format!(" from {rules_loaded} rules")
+        match (rules_loaded, model_alerts) {
+            (0, 0) => " (no rules loaded)".to_string(),
+            (0, m) => format!(" (no rules loaded; {m} from anomaly models)"),
+            (n, m) => format!(
+                " ({} from {n} rules, {m} from anomaly models)",
+                s.alerts - m
+            ),
         },
         s.decoder.decode_errors,
         if events.is_empty() {

@@ -322,7 +322,8 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         }
         if Instant::now() >= next_stats {
             next_stats = Instant::now() + stats_every;
-            let snapshot = gather(&statuses, started);
+            let mut snapshot = gather(&statuses, started);
+            snapshot.alerts += anomaly.as_ref().map_or(0, |a| a.counters.snapshot().alerts);
             let _ = events_tx.try_send(vec![EveEvent::Stats(Box::new(snapshot))]);
         }
         if handles.iter().any(|h| h.is_finished()) {
@@ -357,6 +358,8 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         counters
     });
     let mut stats = sum(&finals);
+    // `detect.alert` counts every alert written, the models' too.
+    stats.alerts += anomaly_counters.as_ref().map_or(0, |c| c.snapshot().alerts);
     stats.uptime_secs = started.elapsed().as_secs();
     let _ = events_tx.send(vec![EveEvent::Stats(Box::new(stats.clone()))]);
     drop(events_tx);

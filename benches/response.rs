@@ -88,20 +88,12 @@ fn wait_for(dir: &Path, action: &str, n: usize) -> Vec<serde_json::Value> {
 fn resets(sessions: usize, block_timeout_ms: u32) {
     let lab = SpanLab::new();
     let dir = tempfile::tempdir().expect("tempdir");
-    let rules = write_rules(
+    let config = SpanLab::config(
         dir.path(),
         "rejectboth tcp any any -> any 7000 (msg:\"VIGIL bench reject\"; flow:established,to_server; content:\"VIGIL-REJECT-ME\"; sid:9200001; rev:1;)\n",
+        &format!("block_timeout_ms = {block_timeout_ms}\n"),
+        "max_actions_per_minute = 1000000\n",
     );
-    let config = dir.path().join("vigil.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[capture]\ninterfaces = [\"mon1\"]\nblock_timeout_ms = {block_timeout_ms}\n[rules]\nfiles = [{:?}]\n[response]\nenabled = true\nfirewall = \"none\"\nstate_file = \"\"\nmax_actions_per_minute = 1000000\ncontrol_socket = {:?}\n",
-            rules.display().to_string(),
-            dir.path().join("control.sock").display().to_string(),
-        ),
-    )
-    .expect("config");
     let daemon = Daemon::start(
         &lab.sensor,
         dir.path(),

@@ -22,20 +22,12 @@ fn a_reject_rule_tears_the_session_down_at_both_ends() {
     }
     let lab = SpanLab::new();
     let dir = tempfile::tempdir().unwrap();
-    let rules = write_rules(
+    let config = SpanLab::config(
         dir.path(),
         "rejectboth tcp any any -> any 7000 (msg:\"VIGIL test reject\"; flow:established,to_server; content:\"VIGIL-REJECT-ME\"; sid:9100001; rev:1;)\n",
+        "",
+        "",
     );
-    let config = dir.path().join("vigil.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[capture]\ninterfaces = [\"mon1\"]\n[rules]\nfiles = [{:?}]\n[response]\nenabled = true\nfirewall = \"none\"\nstate_file = \"\"\ncontrol_socket = {:?}\n",
-            rules.display().to_string(),
-            dir.path().join("control.sock").display().to_string(),
-        ),
-    )
-    .unwrap();
     let daemon = Daemon::start(
         &lab.sensor,
         dir.path(),
@@ -343,20 +335,12 @@ fn a_udp_reject_answers_with_icmp_port_unreachable() {
     }
     let lab = SpanLab::new();
     let dir = tempfile::tempdir().unwrap();
-    let rules = write_rules(
+    let config = SpanLab::config(
         dir.path(),
         "reject udp any any -> any 7001 (msg:\"VIGIL test udp reject\"; content:\"VIGIL-UDP\"; sid:9100004; rev:1;)\n",
+        "",
+        "icmp_unreachable = true\n",
     );
-    let config = dir.path().join("vigil.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[capture]\ninterfaces = [\"mon1\"]\n[rules]\nfiles = [{:?}]\n[response]\nenabled = true\nicmp_unreachable = true\nfirewall = \"none\"\nstate_file = \"\"\ncontrol_socket = {:?}\n",
-            rules.display().to_string(),
-            dir.path().join("control.sock").display().to_string(),
-        ),
-    )
-    .unwrap();
     let daemon = Daemon::start(
         &lab.sensor,
         dir.path(),

@@ -140,28 +140,15 @@ pub fn severity(score: f64) -> u8 {
 
 impl ModelAlert {
     pub fn to_json(&self) -> Value {
-        let mut ev = Map::new();
-        ev.insert(
-            "timestamp".into(),
-            json!(crate::output::time::eve_timestamp_string(self.ts_ns)),
+        let mut ev = crate::output::eve::header_json(
+            self.ts_ns,
+            self.flow_id,
+            "alert",
+            Some(self.src),
+            self.dst,
+            self.ports,
+            self.proto,
         );
-        if let Some(id) = self.flow_id.filter(|id| *id != 0) {
-            ev.insert("flow_id".into(), json!(id));
-        }
-        ev.insert("event_type".into(), json!("alert"));
-        ev.insert("src_ip".into(), json!(self.src));
-        if let Some((sp, _)) = self.ports {
-            ev.insert("src_port".into(), json!(sp));
-        }
-        if let Some(dst) = self.dst {
-            ev.insert("dest_ip".into(), json!(dst));
-        }
-        if let Some((_, dp)) = self.ports {
-            ev.insert("dest_port".into(), json!(dp));
-        }
-        if let Some(p) = self.proto {
-            ev.insert("proto".into(), json!(crate::output::eve::proto_name(p)));
-        }
         let mut metadata = Map::new();
         metadata.insert("model".into(), json!([self.model]));
         metadata.insert("score".into(), json!([format!("{:.2}", self.score)]));

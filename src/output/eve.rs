@@ -679,6 +679,44 @@ impl Serialize for AlertJson<'_> {
     }
 }
 
+/// The leading fields of a rarely written event built as a `serde_json` map (model alerts,
+/// response actions): time, flow, type and the endpoints it names.
+pub fn header_json(
+    ts_ns: u64,
+    flow_id: Option<u64>,
+    event_type: &str,
+    src: Option<IpAddr>,
+    dst: Option<IpAddr>,
+    ports: Option<(u16, u16)>,
+    proto: Option<u8>,
+) -> Map<String, Value> {
+    let mut ev = Map::new();
+    ev.insert(
+        "timestamp".into(),
+        json!(super::time::eve_timestamp_string(ts_ns)),
+    );
+    if let Some(id) = flow_id.filter(|id| *id != 0) {
+        ev.insert("flow_id".into(), json!(id));
+    }
+    ev.insert("event_type".into(), json!(event_type));
+    if let Some(src) = src {
+        ev.insert("src_ip".into(), json!(src));
+    }
+    if let Some((sp, _)) = ports {
+        ev.insert("src_port".into(), json!(sp));
+    }
+    if let Some(dst) = dst {
+        ev.insert("dest_ip".into(), json!(dst));
+    }
+    if let Some((_, dp)) = ports {
+        ev.insert("dest_port".into(), json!(dp));
+    }
+    if let Some(p) = proto {
+        ev.insert("proto".into(), json!(proto_name(p)));
+    }
+    ev
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

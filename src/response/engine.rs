@@ -997,6 +997,11 @@ mod tests {
             sender.send(r);
         }
         responder.stop();
+        drained(&rx)
+    }
+
+    /// The `response` events a stopped responder sent, as JSON.
+    fn drained(rx: &Receiver<Vec<EveEvent>>) -> Vec<serde_json::Value> {
         rx.try_iter()
             .flatten()
             .map(|ev| match ev {
@@ -1150,15 +1155,7 @@ mod tests {
             .requests()
             .send(request("10.0.0.1", Ends::None, Ends::Src));
         responder.stop();
-        let events: Vec<_> = rx
-            .try_iter()
-            .flatten()
-            .map(|ev| match ev {
-                EveEvent::Response(r) => r.to_json(),
-                _ => panic!(),
-            })
-            .collect();
-        assert_eq!(outcomes(&events), ["block already-blocked"]);
+        assert_eq!(outcomes(&drained(&rx)), ["block already-blocked"]);
         assert_eq!(bodies.lock().unwrap().len(), 1);
     }
 }

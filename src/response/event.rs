@@ -81,30 +81,15 @@ impl ResponseEvent {
 
     /// The EVE object (rare events: a `Value` is fine here).
     pub fn to_json(&self) -> Value {
-        let mut ev = Map::new();
-        ev.insert(
-            "timestamp".into(),
-            json!(crate::output::time::eve_timestamp_string(self.ts_ns)),
+        let mut ev = crate::output::eve::header_json(
+            self.ts_ns,
+            self.flow_id,
+            "response",
+            self.src,
+            self.dst,
+            self.ports,
+            self.proto,
         );
-        if let Some(id) = self.flow_id.filter(|id| *id != 0) {
-            ev.insert("flow_id".into(), json!(id));
-        }
-        ev.insert("event_type".into(), json!("response"));
-        if let Some(src) = self.src {
-            ev.insert("src_ip".into(), json!(src));
-        }
-        if let Some((sp, _)) = self.ports {
-            ev.insert("src_port".into(), json!(sp));
-        }
-        if let Some(dst) = self.dst {
-            ev.insert("dest_ip".into(), json!(dst));
-        }
-        if let Some((_, dp)) = self.ports {
-            ev.insert("dest_port".into(), json!(dp));
-        }
-        if let Some(p) = self.proto {
-            ev.insert("proto".into(), json!(crate::output::eve::proto_name(p)));
-        }
         let mut r = Map::new();
         r.insert("action".into(), json!(self.action));
         r.insert("outcome".into(), json!(self.outcome));

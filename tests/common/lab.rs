@@ -255,6 +255,23 @@ pub struct SpanLab {
 }
 
 impl SpanLab {
+    /// Writes `rules` and a config for Vigil in this lab: capture on `mon1`, response on
+    /// without a firewall or state file; `capture` and `response` add lines to their sections.
+    pub fn config(dir: &Path, rules: &str, capture: &str, response: &str) -> PathBuf {
+        let rules = write_rules(dir, rules);
+        let config = dir.join("vigil.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[capture]\ninterfaces = [\"mon1\"]\n{capture}[rules]\nfiles = [{:?}]\n[response]\nenabled = true\nfirewall = \"none\"\nstate_file = \"\"\n{response}control_socket = {:?}\n",
+                rules.display().to_string(),
+                dir.join("control.sock").display().to_string(),
+            ),
+        )
+        .expect("config");
+        config
+    }
+
     pub fn new() -> SpanLab {
         let mut ns = Namespaces::new();
         let client = ns.add("c");

@@ -426,39 +426,28 @@ fn run_daemon(args: RunArgs) -> Result<ExitCode> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    if !args.interfaces.is_empty() {
-        config.capture.interfaces = args.interfaces.clone();
+    let (file, outputs) = split_outputs(&args.outputs)?;
+    let (file_dir, file_types) = file.map_or((None, None), |f| (Some(f.dir), f.types));
+    if let Some(listen) = args.metrics_listen.as_deref().filter(|l| !l.is_empty()) {
+        // An empty address turns the exporter off, as in the config.
+        listen
+            .parse::<std::net::SocketAddr>()
+            .with_context(|| format!("--metrics-listen must be ADDRESS:PORT, not {listen:?}"))?;
     }
-    if let Some(method) = args.capture {
-        config.capture.method = match method {
+    let overrides = vigil::daemon::CliOverrides {
+        interfaces: args.interfaces.clone(),
+        method: args.capture.map(|method| match method {
             CaptureArg::AfXdp => vigil::config::CaptureMethod::AfXdp,
             CaptureArg::AfPacket => vigil::config::CaptureMethod::AfPacket,
             CaptureArg::Pcap => vigil::config::CaptureMethod::Pcap,
-        };
-    }
-    let (file, outputs) = split_outputs(&args.outputs)?;
-    let (file_dir, file_types) = file.map_or((None, None), |f| (Some(f.dir), f.types));
-    if let Some(types) = file_types {
-        config.eve.types = types;
-    }
-    if let Some(dir) = args.eve_dir.clone().or(file_dir) {
-        config.eve.dir = dir;
-    }
-    if let Some(listen) = &args.metrics_listen {
-        // An empty address turns the exporter off, as in the config.
-        if !listen.is_empty() {
-            listen.parse::<std::net::SocketAddr>().with_context(|| {
-                format!("--metrics-listen must be ADDRESS:PORT, not {listen:?}")
-            })?;
-        }
-        config.metrics.listen = listen.clone();
-    }
-    if let Some(filter) = &args.bpf {
-        config.capture.bpf_filter = filter.clone();
-    }
-    if let Some(user) = &args.user {
-        config.daemon.user = user.clone();
-    }
+        }),
+        eve_types: file_types,
+        eve_dir: args.eve_dir.clone().or(file_dir),
+        metrics_listen: args.metrics_listen.clone(),
+        bpf_filter: args.bpf.clone(),
+        user: args.user.clone(),
+    };
+    overrides.apply(&mut config);
     let workers = args.workers.unwrap_or_else(|| config.workers());
     anyhow::ensure!(
         (1..=1024).contains(&workers),
@@ -467,6 +456,7 @@ fn run_daemon(args: RunArgs) -> Result<ExitCode> {
     let report = vigil::daemon::run(vigil::daemon::DaemonOptions {
         config,
         config_path: args.config.clone(),
+        overrides,
         rules_files: args.rules.clone(),
         workers,
         use_rules_cache: !args.no_rules_cache,

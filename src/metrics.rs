@@ -113,6 +113,8 @@ pub struct RulesSnapshot {
     pub last_reload_success: bool,
     pub reloads_total: u64,
     pub reload_failures_total: u64,
+    /// The last reload found settings that only a restart applies.
+    pub restart_pending: bool,
 }
 
 /// Counters and queue depth of one event sink.
@@ -276,6 +278,8 @@ const FAMILIES: &[Family] = &[
         Source::Rules(|r| Value::Count(r.reloads_total))),
     counter("vigil_rules_reload_failures_total", "Rule reloads that failed and kept the previous rule set.",
         Source::Rules(|r| Value::Count(r.reload_failures_total))),
+    gauge("vigil_config_restart_pending", "1 if the last reload found settings that only a restart applies, else 0.",
+        Source::Rules(|r| flag(r.restart_pending))),
     counter("vigil_output_events_total", "Events written by a sink.",
         Source::Output(|o| Value::Count(o.events))),
     counter("vigil_output_bytes_total", "Bytes written by a sink.",

@@ -100,7 +100,10 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
     let anomaly = if cfg.anomaly.enabled {
         let sink = crate::anomaly::EveAlerts {
             events: events_tx.clone(),
-            response: policy.clone().zip(responder.as_ref().map(|r| r.requests())),
+            response: policy
+                .as_ref()
+                .map(|p| p.view())
+                .zip(responder.as_ref().map(|r| r.requests())),
         };
         Some(
             crate::anomaly::AnomalyEngine::start(&cfg.anomaly, Box::new(sink))
@@ -134,7 +137,7 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         let mut worker = Worker::new(worker_cfg.clone(), detect, events_tx.clone());
         if let (Some(responder), Some(policy)) = (&responder, &policy) {
             worker.set_response(Some(crate::response::tap::ResponseTap::new(
-                std::sync::Arc::clone(policy),
+                policy.view(),
                 responder.requests(),
             )));
         }

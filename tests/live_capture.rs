@@ -545,6 +545,99 @@ fn sighup_reloads_rules_without_loss() {
     );
 }
 
+/// SIGHUP applies a new response policy and new anomaly thresholds while capture runs, and
+/// names the settings that wait for a restart.
+#[test]
+fn sighup_applies_response_policy_and_anomaly_thresholds() {
+    if skip_unless_root("sighup_applies_response_policy_and_anomaly_thresholds") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("scan.pcap");
+    let summary = common::generate(
+        &pcap,
+        &vigil_pcapgen::GenConfig {
+            fragment_share: 0.0,
+            scenarios: vec![vigil_pcapgen::Scenario {
+                kind: vigil_pcapgen::ScenarioKind::PortScan,
+                count: 1,
+            }],
+            ..vigil_pcapgen::GenConfig::new(1105, 4 << 20)
+        },
+    );
+    let scanner = summary.scenarios[0].actor.to_string();
+    let config = dir.path().join("vigil.toml");
+    let response = format!(
+        "[response]\nenabled = true\ndry_run = true\nfirewall = \"none\"\n\
+         control_socket = \"{}\"\nstate_file = \"{}\"\n",
+        dir.path().join("control.sock").display(),
+        dir.path().join("blocks.json").display()
+    );
+    // Before: the scan model looks for more ports than the scanner probes, and no policy.
+    std::fs::write(
+        &config,
+        format!("{response}[anomaly.scan]\nports = 100000\n"),
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap();
+
+    let pair = VethPair::new();
+    let sensor = Sensor::start(&pair, dir.path(), "af-packet", 1, &["--config", config_arg]);
+    pair.send(&pcap);
+    std::thread::sleep(Duration::from_millis(500));
+
+    // After: default thresholds, a policy blocking anomalous hosts, and a flow setting that
+    // only a restart applies.
+    std::fs::write(
+        &config,
+        format!(
+            "[flow]\nmemcap_bytes = 67108864\n{response}\
+             [[response.policy]]\nname = \"contain scanners\"\ngid = 9100\nblock = \"src\"\nfor = \"30m\"\n"
+        ),
+    )
+    .unwrap();
+    sensor.signal(libc::SIGHUP);
+    sensor.wait_for_log("reload done", 1);
+    assert!(
+        sensor.log_text().contains("sections=flow"),
+        "the flow change is named as waiting for a restart:\n{}",
+        sensor.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let seen_before = read_events(&sensor.eve_dir);
+    pair.send(&pcap);
+    let live = sensor.stop();
+
+    let scan_alerts = |events: &[Value]| {
+        events
+            .iter()
+            .filter(|e| {
+                e["event_type"] == "alert"
+                    && e["alert"]["gid"] == 9100
+                    && e["alert"]["signature_id"] == 1
+            })
+            .count()
+    };
+    assert_eq!(
+        scan_alerts(&seen_before),
+        0,
+        "no scan alert before the reload"
+    );
+    assert!(
+        scan_alerts(&live) > 0,
+        "the reloaded threshold finds the scan"
+    );
+    let block = live
+        .iter()
+        .find(|e| e["event_type"] == "response" && e["response"]["action"] == "block")
+        .expect("the reloaded policy blocks the scanner");
+    assert_eq!(block["response"]["address"], scanner.as_str());
+    assert_eq!(block["response"]["outcome"], "dry-run");
+    assert!(block["response"]["reasons"]
+        .to_string()
+        .contains("contain scanners"));
+}
+
 /// Counters of `vigil_capture_packets_total` are not needed here: the final stats event says
 /// how many frames the sensor processed.
 fn captured_packets(events: &[Value]) -> u64 {

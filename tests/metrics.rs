@@ -70,6 +70,7 @@ fn snapshot(packets: [u64; 2]) -> MetricsSnapshot {
             last_reload_success: true,
             reloads_total: 3,
             reload_failures_total: 1,
+            restart_pending: true,
         },
         outputs: vec![OutputSnapshot {
             sink: "file".into(),
@@ -171,6 +172,7 @@ fn scrape_has_the_values_and_passes_promtool() {
         ("vigil_rules_last_reload_success", 1.0),
         ("vigil_rules_reloads_total", 3.0),
         ("vigil_rules_reload_failures_total", 1.0),
+        ("vigil_config_restart_pending", 1.0),
         (r#"vigil_output_events_total{sink="file"}"#, 1234.0),
         (r#"vigil_output_queue_depth{sink="file"}"#, 12.0),
         ("vigil_uptime_seconds", 3600.5),

@@ -55,6 +55,12 @@ impl Beacon {
         }
     }
 
+    /// Thresholds from a reload; what was seen so far is kept.
+    pub fn reconfigure(&mut self, cfg: BeaconConfig, limits: Limits) {
+        self.cfg = cfg;
+        self.starts.set_limits(limits);
+    }
+
     pub fn evicted(&self) -> u64 {
         self.starts.evicted()
     }

@@ -142,6 +142,13 @@ impl Dns {
         }
     }
 
+    /// Thresholds from a reload; what was seen so far is kept.
+    pub fn reconfigure(&mut self, cfg: DnsConfig, limits: Limits) {
+        self.cfg = cfg;
+        self.tunnels.set_limits(limits);
+        self.nx.set_limits(limits);
+    }
+
     pub fn evicted(&self) -> u64 {
         self.tunnels.evicted() + self.nx.evicted()
     }

@@ -55,6 +55,12 @@ impl Misuse {
         }
     }
 
+    /// Ports from a reload; what was seen so far is kept.
+    pub fn reconfigure(&mut self, cfg: MisuseConfig, limits: Limits) {
+        self.cfg = cfg;
+        self.seen.set_limits(limits);
+    }
+
     pub fn evicted(&self) -> u64 {
         self.seen.evicted()
     }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -237,14 +237,14 @@ pub trait AlertSink: Send {
 pub struct EveAlerts {
     pub events: Sender<Vec<EveEvent>>,
     pub response: Option<(
-        Arc<crate::response::policy::Policy>,
+        crate::response::policy::PolicyView,
         crate::response::engine::RequestSender,
     )>,
 }
 
 impl AlertSink for EveAlerts {
     fn alert(&mut self, alert: ModelAlert) {
-        if let Some((policy, requests)) = &self.response {
+        if let Some((policy, requests)) = &mut self.response {
             crate::response::tap::on_model_alert(policy, requests, &alert);
         }
         let _ = self
@@ -261,37 +261,74 @@ pub struct Models {
     volume: Option<volume::Volume>,
     misuse: Option<misuse::Misuse>,
     found: Vec<ModelAlert>,
+    /// Evictions of model state a reload dropped, so the total never goes back.
+    retired_evictions: u64,
 }
 
 impl Models {
     pub fn new(cfg: &AnomalySection) -> Models {
+        let mut models = Models {
+            scan: None,
+            dns: None,
+            beacon: None,
+            volume: None,
+            misuse: None,
+            found: Vec::new(),
+            retired_evictions: 0,
+        };
+        models.reconfigure(cfg);
+        models
+    }
+
+    /// Settings from a reload: a running model keeps what it learned and takes the new
+    /// thresholds, one newly enabled starts empty, one disabled is dropped.
+    pub fn reconfigure(&mut self, cfg: &AnomalySection) {
         let limits = table::Limits {
             max_entries: cfg.max_entries.max(1),
             cooldown_ns: cfg.cooldown_secs.saturating_mul(1_000_000_000),
         };
-        Models {
-            scan: cfg
-                .scan
-                .enabled
-                .then(|| scan::Scan::new(cfg.scan.clone(), limits)),
-            dns: cfg
-                .dns
-                .enabled
-                .then(|| dns::Dns::new(cfg.dns.clone(), limits)),
-            beacon: cfg
-                .beacon
-                .enabled
-                .then(|| beacon::Beacon::new(cfg.beacon.clone(), limits)),
-            volume: cfg
-                .volume
-                .enabled
-                .then(|| volume::Volume::new(cfg.volume.clone(), limits)),
-            misuse: cfg
-                .misuse
-                .enabled
-                .then(|| misuse::Misuse::new(cfg.misuse.clone(), limits)),
-            found: Vec::new(),
-        }
+        let evicted_before = self.evicted();
+        apply(
+            &mut self.scan,
+            &cfg.scan,
+            cfg.scan.enabled,
+            limits,
+            scan::Scan::new,
+            scan::Scan::reconfigure,
+        );
+        apply(
+            &mut self.dns,
+            &cfg.dns,
+            cfg.dns.enabled,
+            limits,
+            dns::Dns::new,
+            dns::Dns::reconfigure,
+        );
+        apply(
+            &mut self.beacon,
+            &cfg.beacon,
+            cfg.beacon.enabled,
+            limits,
+            beacon::Beacon::new,
+            beacon::Beacon::reconfigure,
+        );
+        apply(
+            &mut self.volume,
+            &cfg.volume,
+            cfg.volume.enabled,
+            limits,
+            volume::Volume::new,
+            volume::Volume::reconfigure,
+        );
+        apply(
+            &mut self.misuse,
+            &cfg.misuse,
+            cfg.misuse.enabled,
+            limits,
+            misuse::Misuse::new,
+            misuse::Misuse::reconfigure,
+        );
+        self.retired_evictions += evicted_before.saturating_sub(self.evicted());
     }
 
     pub fn observe(&mut self, obs: &Observations) {
@@ -323,7 +360,8 @@ impl Models {
 
     /// Entries forgotten to stay under the cap, over all models.
     pub fn evicted(&self) -> u64 {
-        self.scan.as_ref().map_or(0, |m| m.evicted())
+        self.retired_evictions
+            + self.scan.as_ref().map_or(0, |m| m.evicted())
             + self.dns.as_ref().map_or(0, |m| m.evicted())
             + self.beacon.as_ref().map_or(0, |m| m.evicted())
             + self.volume.as_ref().map_or(0, |m| m.evicted())
@@ -331,8 +369,25 @@ impl Models {
     }
 }
 
+fn apply<M, C: Clone>(
+    slot: &mut Option<M>,
+    cfg: &C,
+    enabled: bool,
+    limits: table::Limits,
+    new: fn(C, table::Limits) -> M,
+    reconfigure: fn(&mut M, C, table::Limits),
+) {
+    match (slot.as_mut(), enabled) {
+        (_, false) => *slot = None,
+        (Some(model), true) => reconfigure(model, cfg.clone(), limits),
+        (None, true) => *slot = Some(new(cfg.clone(), limits)),
+    }
+}
+
 /// The anomaly thread.
 pub struct AnomalyEngine {
+    /// Settings from reloads, taken before the next batch.
+    settings: Sender<AnomalySection>,
     tx: Sender<Observations>,
     thread: Option<JoinHandle<()>>,
     pub counters: Arc<AnomalyCounters>,
@@ -341,13 +396,23 @@ pub struct AnomalyEngine {
 impl AnomalyEngine {
     pub fn start(cfg: &AnomalySection, mut sink: Box<dyn AlertSink>) -> std::io::Result<Self> {
         let (tx, rx) = bounded::<Observations>(RING_BATCHES);
+        let (settings, settings_rx) = unbounded::<AnomalySection>();
         let counters = Arc::new(AnomalyCounters::default());
         let mut models = Models::new(cfg);
         let thread_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
             .name("vigil-anomaly".into())
-            .spawn(move || run(&mut models, &rx, sink.as_mut(), &thread_counters))?;
+            .spawn(move || {
+                run(
+                    &mut models,
+                    &rx,
+                    &settings_rx,
+                    sink.as_mut(),
+                    &thread_counters,
+                )
+            })?;
         Ok(AnomalyEngine {
+            settings,
             tx,
             thread: Some(thread),
             counters,
@@ -360,6 +425,11 @@ impl AnomalyEngine {
             tx: self.tx.clone(),
             counters: Arc::clone(&self.counters),
         }
+    }
+
+    /// New thresholds (SIGHUP); they apply from the next batch of observations on.
+    pub fn reconfigure(&self, cfg: &AnomalySection) {
+        let _ = self.settings.send(cfg.clone());
     }
 
     /// Handles what the workers sent (they must be done), then stops.
@@ -386,15 +456,79 @@ impl Drop for AnomalyEngine {
 fn run(
     models: &mut Models,
     rx: &Receiver<Observations>,
+    settings: &Receiver<AnomalySection>,
     sink: &mut dyn AlertSink,
     counters: &AnomalyCounters,
 ) {
     for batch in rx {
+        if let Some(cfg) = settings.try_iter().last() {
+            models.reconfigure(&cfg);
+        }
         models.observe(&batch);
         for alert in models.take_alerts() {
             counters.alerts.fetch_add(1, Ordering::Relaxed);
             sink.alert(alert);
         }
         counters.evicted.store(models.evicted(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nxdomain(i: u32) -> Observations {
+        Observations {
+            flows: Vec::new(),
+            dns: vec![DnsSeen {
+                ts_ns: u64::from(i) * 1_000_000_000,
+                client: "10.1.1.1".parse().unwrap(),
+                server: "10.1.1.53".parse().unwrap(),
+                flow_id: u64::from(i),
+                is_response: true,
+                rcode: 3,
+                qname: format!("qzkxv{i}jwmpt.com"),
+                qtype: 1,
+            }],
+        }
+    }
+
+    fn with_nxdomains(enabled: bool, nxdomains: usize) -> AnomalySection {
+        let mut cfg = AnomalySection::default();
+        cfg.dns.enabled = enabled;
+        cfg.dns.nxdomains = nxdomains;
+        cfg
+    }
+
+    /// New thresholds apply to what a model already saw; a model turned off and on again
+    /// starts empty.
+    #[test]
+    fn a_reconfigure_keeps_what_models_learned_and_takes_new_thresholds() {
+        let mut models = Models::new(&with_nxdomains(true, 1000));
+        for i in 0..10 {
+            models.observe(&nxdomain(i));
+        }
+        assert_eq!(models.take_alerts().count(), 0);
+
+        models.reconfigure(&with_nxdomains(true, 11));
+        models.observe(&nxdomain(10));
+        let alerts: Vec<ModelAlert> = models.take_alerts().collect();
+        assert_eq!(alerts.len(), 1, "the 11th domain crosses the new threshold");
+        assert_eq!(alerts[0].sid, sid::DGA);
+
+        models.reconfigure(&with_nxdomains(false, 11));
+        models.observe(&nxdomain(11));
+        assert_eq!(models.take_alerts().count(), 0, "turned off");
+        models.reconfigure(&with_nxdomains(true, 3));
+        for i in 100..102 {
+            models.observe(&nxdomain(i));
+        }
+        assert_eq!(
+            models.take_alerts().count(),
+            0,
+            "turned on again, it starts empty"
+        );
+        models.observe(&nxdomain(102));
+        assert_eq!(models.take_alerts().count(), 1);
     }
 }

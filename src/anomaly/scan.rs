@@ -120,6 +120,13 @@ impl Scan {
         }
     }
 
+    /// Thresholds from a reload; what was seen so far is kept.
+    pub fn reconfigure(&mut self, cfg: ScanConfig, limits: Limits) {
+        self.cfg = cfg;
+        self.ports.set_limits(limits);
+        self.hosts.set_limits(limits);
+    }
+
     pub fn evicted(&self) -> u64 {
         self.ports.evicted() + self.hosts.evicted()
     }

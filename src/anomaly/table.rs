@@ -64,6 +64,11 @@ impl<K: Hash + Eq + Clone, V> Table<K, V> {
         self.evicted
     }
 
+    /// New limits from a reload; a lower cap takes effect as new keys arrive.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }

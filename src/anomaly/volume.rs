@@ -150,6 +150,22 @@ impl Volume {
         }
     }
 
+    /// Thresholds from a reload keep the learned baselines; a new `bucket_secs` changes what
+    /// a baseline measures, so then learning starts over.
+    pub fn reconfigure(&mut self, cfg: VolumeConfig, limits: Limits) {
+        if cfg.bucket_secs != self.cfg.bucket_secs {
+            tracing::warn!(
+                from = self.cfg.bucket_secs,
+                to = cfg.bucket_secs,
+                "anomaly.volume.bucket_secs changed: the volume baselines start over"
+            );
+            *self = Volume::new(cfg, limits);
+            return;
+        }
+        self.cfg = cfg;
+        self.hosts.set_limits(limits);
+    }
+
     pub fn evicted(&self) -> u64 {
         self.hosts.evicted()
     }

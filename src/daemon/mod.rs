@@ -40,6 +40,8 @@ pub struct DaemonOptions {
     pub config: Config,
     /// Re-read on SIGHUP; `None` keeps the settings given at start.
     pub config_path: Option<PathBuf>,
+    /// What the command line set; applied over the file again on every reload.
+    pub overrides: CliOverrides,
     /// Rules files from the command line; they win over the config's on every reload too.
     pub rules_files: Vec<PathBuf>,
     pub workers: usize,
@@ -53,6 +55,45 @@ pub struct DaemonOptions {
     pub inject_iface: Option<String>,
 }
 
+/// Settings given on the command line: they win over the config file at start and on every
+/// reload, so a reload never mistakes them for changes.
+#[derive(Debug, Clone, Default)]
+pub struct CliOverrides {
+    pub interfaces: Vec<String>,
+    pub method: Option<CaptureMethod>,
+    pub eve_types: Option<Vec<String>>,
+    pub eve_dir: Option<PathBuf>,
+    pub metrics_listen: Option<String>,
+    pub bpf_filter: Option<String>,
+    pub user: Option<String>,
+}
+
+impl CliOverrides {
+    pub fn apply(&self, config: &mut Config) {
+        if !self.interfaces.is_empty() {
+            config.capture.interfaces = self.interfaces.clone();
+        }
+        if let Some(method) = self.method {
+            config.capture.method = method;
+        }
+        if let Some(types) = &self.eve_types {
+            config.eve.types = types.clone();
+        }
+        if let Some(dir) = &self.eve_dir {
+            config.eve.dir = dir.clone();
+        }
+        if let Some(listen) = &self.metrics_listen {
+            config.metrics.listen = listen.clone();
+        }
+        if let Some(filter) = &self.bpf_filter {
+            config.capture.bpf_filter = filter.clone();
+        }
+        if let Some(user) = &self.user {
+            config.daemon.user = user.clone();
+        }
+    }
+}
+
 /// Rules as loaded, for logs and metrics.
 #[derive(Debug, Clone, Default)]
 pub struct RulesStatus {
@@ -62,6 +103,8 @@ pub struct RulesStatus {
     pub last_reload_ok: bool,
     pub reloads: u64,
     pub reload_failures: u64,
+    /// The last reload found settings that only a restart applies.
+    pub restart_pending: bool,
 }
 
 pub struct DaemonReport {
@@ -204,7 +247,10 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
     let anomaly = if config.anomaly.enabled {
         let sink = crate::anomaly::EveAlerts {
             events: events_tx.clone(),
-            response: policy.clone().zip(responder.as_ref().map(|r| r.requests())),
+            response: policy
+                .as_ref()
+                .map(|p| p.view())
+                .zip(responder.as_ref().map(|r| r.requests())),
         };
         Some(
             crate::anomaly::AnomalyEngine::start(&config.anomaly, Box::new(sink))
@@ -235,7 +281,7 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         let mut worker = Worker::new(worker_cfg.clone(), detect, events_tx.clone());
         if let (Some(responder), Some(policy)) = (&responder, &policy) {
             worker.set_response(Some(crate::response::tap::ResponseTap::new(
-                Arc::clone(policy),
+                policy.view(),
                 responder.requests(),
             )));
         }
@@ -294,7 +340,12 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
                         monotonic_now().unwrap_or(sd_notify::NotifyState::Status("reloading")),
                     ]);
                     output_counters.reopen.store(true, Ordering::Release);
-                    reload(&opts, &mut config, &control, &mut rules_status);
+                    let live = LiveParts {
+                        responder: responder.as_ref(),
+                        policy: policy.as_ref(),
+                        anomaly: anomaly.as_ref(),
+                    };
+                    reload(&opts, &mut config, &control, &live, &mut rules_status);
                     notify(&[sd_notify::NotifyState::Ready]);
                 }
                 _ => {
@@ -465,14 +516,32 @@ fn load_rules(
     Ok(Some(rules))
 }
 
+/// What a reload changes besides the rules, while capture runs.
+struct LiveParts<'a> {
+    responder: Option<&'a crate::response::Responder>,
+    policy: Option<&'a Arc<crate::response::policy::SharedPolicy>>,
+    anomaly: Option<&'a crate::anomaly::AnomalyEngine>,
+}
+
 /// SIGHUP: re-read the config and the rules. The old ruleset serves until the new one is
-/// built; a config or ruleset that does not load is refused and the old one stays.
-fn reload(opts: &DaemonOptions, config: &mut Config, control: &Control, status: &mut RulesStatus) {
+/// built; a config or ruleset that does not load is refused whole and everything stays as it
+/// was. Rules and rule variables, the response policy, allowlist and limits, and the anomaly
+/// thresholds apply at once; other sections are named in the log and wait for a restart.
+fn reload(
+    opts: &DaemonOptions,
+    config: &mut Config,
+    control: &Control,
+    live: &LiveParts,
+    status: &mut RulesStatus,
+) {
     status.reloads += 1;
     status.last_reload_unix_secs = unix_now();
     let candidate = match &opts.config_path {
         Some(path) => match Config::load(path) {
-            Ok(c) => c,
+            Ok(mut c) => {
+                opts.overrides.apply(&mut c);
+                c
+            }
             Err(e) => {
                 status.reload_failures += 1;
                 status.last_reload_ok = false;
@@ -482,33 +551,113 @@ fn reload(opts: &DaemonOptions, config: &mut Config, control: &Control, status: 
         },
         None => config.clone(),
     };
-    if candidate.capture != config.capture
-        || candidate.pipeline != config.pipeline
-        || candidate.daemon != config.daemon
-    {
-        tracing::warn!("[capture], [pipeline] and [daemon] changes apply after a restart");
-    }
     let mut trial = status.clone();
-    match load_rules(&candidate, opts, &mut trial) {
-        Ok(rules) => {
-            if let Ok(mut slot) = control.rules.lock() {
-                *slot = rules;
-            }
-            control.rules_generation.fetch_add(1, Ordering::AcqRel);
-            *status = trial;
-            status.last_reload_ok = true;
-            config.rules = candidate.rules;
-            tracing::info!(
-                loaded = status.loaded,
-                "reload done: workers take the new rules"
-            );
-        }
+    let rules = match load_rules(&candidate, opts, &mut trial) {
+        Ok(rules) => rules,
         Err(e) => {
             status.reload_failures += 1;
             status.last_reload_ok = false;
             tracing::error!(error = %e, "reload refused; the old rules keep running");
+            return;
         }
+    };
+    if let Ok(mut slot) = control.rules.lock() {
+        *slot = rules;
     }
+    control.rules_generation.fetch_add(1, Ordering::AcqRel);
+    *status = trial;
+    status.last_reload_ok = true;
+    config.rules = candidate.rules.clone();
+
+    let cli_respond = opts.respond.is_some();
+    config.response = live_response(&config.response, &candidate.response, cli_respond);
+    if let (Some(responder), Some(policy)) = (live.responder, live.policy) {
+        responder.reconfigure(crate::response::live_settings(&candidate, &opts.outputs));
+        policy.replace(crate::response::policy(&candidate));
+    }
+    config.anomaly = crate::anomaly::AnomalySection {
+        enabled: config.anomaly.enabled,
+        ..candidate.anomaly.clone()
+    };
+    if let Some(anomaly) = live.anomaly {
+        anomaly.reconfigure(&config.anomaly);
+    }
+
+    let pending = restart_only_changes(config, &candidate, cli_respond);
+    status.restart_pending = !pending.is_empty();
+    if status.restart_pending {
+        tracing::warn!(
+            sections = %pending.join(", "),
+            "reload: these settings changed and apply after a restart"
+        );
+    }
+    tracing::info!(
+        loaded = status.loaded,
+        "reload done: workers take the new rules; response policy and anomaly thresholds applied"
+    );
+}
+
+/// `running` with the settings of `new` that the responder and the workers take while they
+/// run: policies, allowlist, rate limit, ICMP switch and block length. `enabled` and
+/// `dry_run` are the command line's when it gave `--respond`.
+fn live_response(
+    running: &crate::config::ResponseSection,
+    new: &crate::config::ResponseSection,
+    cli_respond: bool,
+) -> crate::config::ResponseSection {
+    crate::config::ResponseSection {
+        enabled: if cli_respond {
+            new.enabled
+        } else {
+            running.enabled
+        },
+        dry_run: if cli_respond {
+            new.dry_run
+        } else {
+            running.dry_run
+        },
+        icmp_unreachable: new.icmp_unreachable,
+        max_actions_per_minute: new.max_actions_per_minute,
+        allowlist: new.allowlist.clone(),
+        allowlist_own: new.allowlist_own,
+        drop_block_for: new.drop_block_for,
+        policies: new.policies.clone(),
+        ..running.clone()
+    }
+}
+
+/// Sections of `new` that differ from the running config and only a restart applies.
+fn restart_only_changes(running: &Config, new: &Config, cli_respond: bool) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |name: &'static str, differs: bool| {
+        if differs {
+            changed.push(name);
+        }
+    };
+    check("pipeline", running.pipeline != new.pipeline);
+    check("flow", running.flow != new.flow);
+    check("defrag", running.defrag != new.defrag);
+    check("stream", running.stream != new.stream);
+    check("app_layer", running.app_layer != new.app_layer);
+    check("eve", running.eve != new.eve);
+    check(
+        "anomaly_events",
+        running.anomaly_events != new.anomaly_events,
+    );
+    check("capture", running.capture != new.capture);
+    check("daemon", running.daemon != new.daemon);
+    check("metrics", running.metrics != new.metrics);
+    check("output", running.outputs != new.outputs);
+    check("spool", running.spool != new.spool);
+    check(
+        "response",
+        live_response(&running.response, &new.response, cli_respond) != new.response,
+    );
+    check(
+        "anomaly.enabled",
+        running.anomaly.enabled != new.anomaly.enabled,
+    );
+    changed
 }
 
 /// What `/metrics` shows, from the workers' last published counters.
@@ -531,6 +680,7 @@ fn metrics_snapshot(
             last_reload_success: rules.last_reload_ok,
             reloads_total: rules.reloads,
             reload_failures_total: rules.reload_failures,
+            restart_pending: rules.restart_pending,
         },
         outputs: vec![OutputSnapshot {
             sink: "file".into(),
@@ -671,4 +821,62 @@ fn unix_now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Config {
+        let path = std::env::temp_dir().join(format!(
+            "vigil-reload-{}-{}.toml",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::write(&path, text).unwrap();
+        let config = Config::load(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        config
+    }
+
+    #[test]
+    fn live_settings_are_not_restart_changes_and_the_others_are_named() {
+        let running = parse("[response]\nenabled = true\n");
+        let live = parse(
+            "[response]\nenabled = true\nmax_actions_per_minute = 5\nallowlist = [\"10.0.0.0/8\"]\n\
+             [[response.policy]]\nname = \"p\"\nsids = [1]\nblock = \"src\"\n\
+             [anomaly.scan]\nports = 7\n[rules]\n",
+        );
+        assert!(restart_only_changes(&running, &live, false).is_empty());
+        let applied = live_response(&running.response, &live.response, false);
+        assert_eq!(applied, live.response);
+
+        let restart = parse(
+            "[response]\nenabled = true\nnft_table = \"other\"\n[flow]\nmemcap_bytes = 1048576\n\
+             [anomaly]\nenabled = false\n",
+        );
+        assert_eq!(
+            restart_only_changes(&running, &restart, false),
+            ["flow", "response", "anomaly.enabled"]
+        );
+        // `--respond` decides enabled and dry_run, whatever the file says.
+        let off = parse("[response]\nenabled = false\n");
+        assert!(restart_only_changes(&running, &off, true).is_empty());
+        assert_eq!(restart_only_changes(&running, &off, false), ["response"]);
+    }
+
+    #[test]
+    fn command_line_settings_survive_a_reload() {
+        let overrides = CliOverrides {
+            interfaces: vec!["cap0".into()],
+            eve_dir: Some("/tmp/eve".into()),
+            metrics_listen: Some("127.0.0.1:0".into()),
+            ..CliOverrides::default()
+        };
+        let mut running = Config::default();
+        overrides.apply(&mut running);
+        let mut reread = Config::default();
+        overrides.apply(&mut reread);
+        assert!(restart_only_changes(&running, &reread, false).is_empty());
+    }
 }

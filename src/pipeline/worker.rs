@@ -254,7 +254,7 @@ impl Worker {
                         }
                         if alerted {
                             rec.alerted = true;
-                            if let Some(tap) = &self.response {
+                            if let Some(tap) = &mut self.response {
                                 let view = PacketView { pkt, bytes };
                                 tap.on_alerts(&self.events[first_event..], Some(view));
                             }
@@ -283,7 +283,7 @@ impl Worker {
                         },
                         &mut self.events,
                     );
-                    if let Some(tap) = self.response.as_ref().filter(|_| alerted) {
+                    if let Some(tap) = self.response.as_mut().filter(|_| alerted) {
                         let view = PacketView { pkt, bytes };
                         tap.on_alerts(&self.events[first_event..], Some(view));
                     }
@@ -337,7 +337,7 @@ impl Worker {
                 }
                 self.ended[i].alerted |= alerted;
                 // The flow is over: blocks may still apply, resets have nothing to tear down.
-                if let Some(tap) = self.response.as_ref().filter(|_| alerted) {
+                if let Some(tap) = self.response.as_mut().filter(|_| alerted) {
                     tap.on_alerts(&self.events[first_event..], None);
                 }
             }

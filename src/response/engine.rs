@@ -140,6 +140,8 @@ pub enum Msg {
         uid: Option<u32>,
         reply: Sender<Reply>,
     },
+    /// A reload's allowlist, rate limit and ICMP switch.
+    Reconfigure(Box<super::LiveSettings>),
     Stop,
 }
 
@@ -306,6 +308,11 @@ impl Responder {
             tx: self.tx.clone(),
             counters: Arc::clone(&self.counters),
         }
+    }
+
+    /// A reload's allowlist and limits; alerts queued before it are judged by the old ones.
+    pub fn reconfigure(&self, live: super::LiveSettings) {
+        let _ = self.tx.send(Msg::Reconfigure(Box::new(live)));
     }
 
     /// For the control socket.
@@ -476,6 +483,7 @@ impl Engine {
                 }) => {
                     let _ = reply.send(self.on_command(command, uid));
                 }
+                Ok(Msg::Reconfigure(live)) => self.reconfigure(*live),
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -488,6 +496,20 @@ impl Engine {
         if let Some(webhook) = self.webhook.take() {
             webhook.shutdown(Instant::now() + Duration::from_secs(5));
         }
+    }
+
+    fn reconfigure(&mut self, live: super::LiveSettings) {
+        if live.max_actions_per_minute != self.config.max_actions_per_minute {
+            self.rate = RateLimit::new(live.max_actions_per_minute);
+        }
+        self.config.max_actions_per_minute = live.max_actions_per_minute;
+        self.config.allowlist = live.allowlist;
+        self.config.icmp_unreachable = live.icmp_unreachable;
+        tracing::info!(
+            max_actions_per_minute = self.config.max_actions_per_minute,
+            icmp_unreachable = self.config.icmp_unreachable,
+            "active response: new allowlist and limits"
+        );
     }
 
     fn next_expiry(&self) -> Option<SystemTime> {
@@ -1022,6 +1044,44 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// A reload's allowlist and rate limit apply to the requests that follow it.
+    #[test]
+    fn a_reconfigure_changes_allowlist_and_rate_limit_for_later_requests() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let responder = Responder::start(config(Mode::DryRun, 1), tx).unwrap();
+        let sender = responder.requests();
+        sender.send(request("10.0.0.1", Ends::None, Ends::Src));
+        sender.send(request("10.0.0.2", Ends::None, Ends::Src));
+        responder.reconfigure(crate::response::LiveSettings {
+            allowlist: Allowlist::new(&["10.0.0.0/24".parse::<Network>().unwrap()]),
+            max_actions_per_minute: 100,
+            icmp_unreachable: false,
+        });
+        sender.send(request("10.0.0.3", Ends::None, Ends::Src));
+        sender.send(request("10.0.1.4", Ends::None, Ends::Src));
+        sender.send(request("10.0.1.5", Ends::None, Ends::Src));
+        responder.stop();
+        let events = drained(&rx);
+        assert_eq!(
+            outcomes(&events),
+            [
+                "block dry-run",
+                "block refused",
+                "block refused",
+                "block dry-run",
+                "block dry-run"
+            ]
+        );
+        assert_eq!(
+            events[1]["response"]["detail"],
+            "rate limit: 1 actions a minute"
+        );
+        assert!(events[2]["response"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("10.0.0.3 is allowlisted"));
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub fn settings(
     inject_iface: Option<&str>,
     capture_ifaces: &[String],
     outputs: &[String],
-) -> Result<(ResponderConfig, Arc<policy::Policy>), String> {
+) -> Result<(ResponderConfig, Arc<policy::SharedPolicy>), String> {
     let r = &config.response;
     let inject_iface = match (inject_iface, r.inject_iface.as_str(), capture_ifaces) {
         (Some(i), _, _) => Some(i.to_string()),
@@ -47,21 +47,6 @@ pub fn settings(
         }
         (None, configured, _) => Some(configured.to_string()),
     };
-    let mut allowlist = allowlist::Allowlist::new(&r.allowlist);
-    if r.allowlist_own {
-        allowlist.add_own_addresses();
-        allowlist.add_gateways();
-        let urls = config.outputs.iter().map(|o| o.url.as_str());
-        for url in urls.chain(outputs.iter().map(String::as_str)) {
-            let Some((host, port)) = output_host(url) else {
-                continue;
-            };
-            allowlist.add_host(&host, port);
-        }
-        if let Some((host, port)) = output_host(&r.webhook.url) {
-            allowlist.add_host(&host, port);
-        }
-    }
     let firewall = match r.firewall {
         Firewall::Nft => Some(nft::NftConfig {
             table: r.nft_table.clone(),
@@ -83,22 +68,59 @@ pub fn settings(
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_default();
+    let live = live_settings(config, outputs);
     let responder = ResponderConfig {
         mode,
         inject_iface,
-        icmp_unreachable: r.icmp_unreachable,
-        max_actions_per_minute: r.max_actions_per_minute,
-        allowlist,
+        icmp_unreachable: live.icmp_unreachable,
+        max_actions_per_minute: live.max_actions_per_minute,
+        allowlist: live.allowlist,
         firewall,
         webhook,
         state_file: path(&r.state_file),
         sensor,
     };
-    let policy = policy::Policy {
-        rules: r.policies.clone(),
-        drop_block_for: r.drop_block_for.0,
-    };
-    Ok((responder, Arc::new(policy)))
+    Ok((responder, policy::SharedPolicy::new(policy(config))))
+}
+
+/// The policy the workers decide with.
+pub fn policy(config: &Config) -> policy::Policy {
+    policy::Policy {
+        rules: config.response.policies.clone(),
+        drop_block_for: config.response.drop_block_for.0,
+    }
+}
+
+/// The responder's settings a reload applies while it runs.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    pub allowlist: allowlist::Allowlist,
+    pub max_actions_per_minute: u32,
+    pub icmp_unreachable: bool,
+}
+
+pub fn live_settings(config: &Config, outputs: &[String]) -> LiveSettings {
+    let r = &config.response;
+    let mut allowlist = allowlist::Allowlist::new(&r.allowlist);
+    if r.allowlist_own {
+        allowlist.add_own_addresses();
+        allowlist.add_gateways();
+        let urls = config.outputs.iter().map(|o| o.url.as_str());
+        for url in urls.chain(outputs.iter().map(String::as_str)) {
+            let Some((host, port)) = output_host(url) else {
+                continue;
+            };
+            allowlist.add_host(&host, port);
+        }
+        if let Some((host, port)) = output_host(&r.webhook.url) {
+            allowlist.add_host(&host, port);
+        }
+    }
+    LiveSettings {
+        allowlist,
+        max_actions_per_minute: r.max_actions_per_minute,
+        icmp_unreachable: r.icmp_unreachable,
+    }
 }
 
 /// Host and port of an output or webhook URL.

@@ -2,7 +2,6 @@
 //! and policy) and hand the alerts that call for an action to the responder, with what a reset
 //! needs of the triggering packet. Nothing here runs for packets that did not alert.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use vigil_parsers::{DecodedPacket, L4};
@@ -10,14 +9,14 @@ use vigil_parsers::{DecodedPacket, L4};
 use super::engine::{Request, RequestSender, TriggerPacket};
 use super::event::AlertInfo;
 use super::forge::{L2Header, TcpSeen};
-use super::policy::{AlertFacts, Policy};
+use super::policy::{AlertFacts, PolicyView};
 use crate::output::eve::{AppEventKind, EveEvent};
 
 /// Bytes of the triggering packet kept for an ICMP error's quote.
 const QUOTE_BYTES: usize = 128;
 
 pub struct ResponseTap {
-    policy: Arc<Policy>,
+    policy: PolicyView,
     requests: RequestSender,
 }
 
@@ -30,19 +29,19 @@ pub struct PacketView<'a> {
 }
 
 impl ResponseTap {
-    pub fn new(policy: Arc<Policy>, requests: RequestSender) -> ResponseTap {
+    pub fn new(policy: PolicyView, requests: RequestSender) -> ResponseTap {
         ResponseTap { policy, requests }
     }
 
     /// Looks at the alerts among `events` (those the packet just produced).
-    pub fn on_alerts(&self, events: &[EveEvent], packet: Option<PacketView>) {
+    pub fn on_alerts(&mut self, events: &[EveEvent], packet: Option<PacketView>) {
         for ev in events {
             let EveEvent::App(app) = ev else { continue };
             let AppEventKind::Alert(alert) = &app.kind else {
                 continue;
             };
             let sig = alert.rules.sig(alert.sig);
-            let Some(decision) = self.policy.decide(&AlertFacts::of(sig)) else {
+            let Some(decision) = self.policy.current().decide(&AlertFacts::of(sig)) else {
                 continue;
             };
             self.requests.send(Request {
@@ -71,7 +70,7 @@ impl ResponseTap {
 /// An anomaly model's alert: the policy decides as for a rule (gid, sid, category "Anomaly",
 /// severity); there is no packet to reset with, so only blocks can follow.
 pub fn on_model_alert(
-    policy: &Policy,
+    policy: &mut PolicyView,
     requests: &RequestSender,
     alert: &crate::anomaly::ModelAlert,
 ) {
@@ -83,7 +82,7 @@ pub fn on_model_alert(
         severity: alert.severity,
         action: vigil_signatures::sig::Action::Alert,
     };
-    let Some(mut decision) = policy.decide(&facts) else {
+    let Some(mut decision) = policy.current().decide(&facts) else {
         return;
     };
     // A finding about one host (a sweep) has no other end to act on.

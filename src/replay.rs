@@ -118,6 +118,7 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         app_layer: cfg.app_layer(),
         stream_memcap_bytes: cfg.stream.memcap_bytes / workers,
         shed_events_when_output_full: false,
+        alert_capture: cfg.alert_capture(),
     };
     let mut senders = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);

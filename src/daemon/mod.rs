@@ -220,6 +220,7 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         app_layer: config.app_layer(),
         stream_memcap_bytes: config.stream.memcap_bytes / workers,
         shed_events_when_output_full: true,
+        alert_capture: config.alert_capture(),
     };
     let mut peers = exchange_rings(&config, workers).into_iter();
     let mut statuses = Vec::with_capacity(workers);

@@ -192,6 +192,7 @@ impl WorkerDetect {
                     app_proto: None,
                     record: None,
                     flow: None,
+                    capture: None,
                 })),
             })));
         }
@@ -285,6 +286,7 @@ impl WorkerDetect {
                     app_proto: (proto != AppProto::Unknown).then_some(proto),
                     record: record.filter(|_| hit.side.is_some()).cloned(),
                     flow: Some(*rec),
+                    capture: None,
                 })),
             })));
         }

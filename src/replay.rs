@@ -230,7 +230,7 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         responder.stop();
     }
     // `detect.alert` counts every alert written, the models' too.
-    stats.alerts += anomaly_counters.as_ref().map_or(0, |c| c.snapshot().alerts);
+    stats.add_models(anomaly_counters.as_deref());
     let processing = started.elapsed();
     stats.uptime_secs = processing.as_secs();
     let _ = events_tx.send(vec![EveEvent::Stats(Box::new(stats.clone()))]);

@@ -42,6 +42,8 @@ pub struct WorkerReport {
     pub flow_events: u64,
     pub alerts: u64,
     pub alerts_by_severity: [u64; 4],
+    /// `alerts` per rule.
+    pub rule_alerts: crate::stats::RuleAlertCounts,
     /// Times this worker found the output queue full and waited for the output thread, and
     /// for how long in all: zero while the outputs keep up.
     pub output_waits: u64,
@@ -141,6 +143,7 @@ impl Worker {
         report.app_layer = self.app.stats();
         if let Some(d) = &self.detect {
             report.alerts += d.alerts;
+            d.rule_alerts(&mut report.rule_alerts);
             for (sum, n) in report
                 .alerts_by_severity
                 .iter_mut()
@@ -163,10 +166,11 @@ impl Worker {
     }
 
     /// Swaps the signatures in use (a reload); flows keep their state. The alerts counted by
-    /// the old set stay in the report.
+    /// the old set stay in the report, per rule under the old set's (gid, sid, rev).
     pub fn set_detect(&mut self, detect: Option<WorkerDetect>) {
         if let Some(old) = std::mem::replace(&mut self.detect, detect) {
             self.report.alerts += old.alerts;
+            old.rule_alerts(&mut self.report.rule_alerts);
             for (sum, n) in self
                 .report
                 .alerts_by_severity

@@ -508,7 +508,12 @@ fn sighup_reloads_rules_without_loss() {
         dir.path(),
         "af-packet",
         2,
-        &["-S", rules_arg, "--rule-stats", rule_stats.to_str().unwrap()],
+        &[
+            "-S",
+            rules_arg,
+            "--rule-stats",
+            rule_stats.to_str().unwrap(),
+        ],
     );
     pair.send(&pcap);
 

@@ -448,6 +448,19 @@ pub struct EveSection {
     /// response);
     /// empty = all.
     pub types: Vec<String>,
+    /// Alerts carry `payload`: the base64 of the alerting packet's payload (Suricata's
+    /// eve-log alert `payload`).
+    pub payload: bool,
+    /// Alerts carry `payload_printable`: that payload with bytes other than printable ASCII,
+    /// CR and LF as '.' (`payload-printable`).
+    pub payload_printable: bool,
+    /// Alerts carry `payload_length`: the packet's payload length, also when `payload` was cut
+    /// to `payload_buffer_size` (`payload-length`).
+    pub payload_length: bool,
+    /// Most payload bytes an alert carries (`payload-buffer-size`).
+    pub payload_buffer_size: usize,
+    /// Alerts carry `packet` (base64 of the whole frame) and `packet_info.linktype`.
+    pub packet: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -511,6 +524,11 @@ impl Default for EveSection {
             compress_rotated: true,
             max_disk_bytes: 0,
             types: Vec::new(),
+            payload: false,
+            payload_printable: false,
+            payload_length: false,
+            payload_buffer_size: 4096,
+            packet: false,
         }
     }
 }
@@ -666,6 +684,13 @@ impl Config {
         if let Some(e) = unknown_type(&self.eve.types, "eve types") {
             return Err(e);
         }
+        if self.eve.payload_buffer_size == 0 || self.eve.payload_buffer_size > 1 << 20 {
+            return fail(
+                "eve",
+                "payload_buffer_size",
+                "payload_buffer_size must be 1..=1048576".into(),
+            );
+        }
         for (i, output) in self.outputs.iter().enumerate() {
             if let Some(e) = unknown_type(&output.types, &format!("output {}", i + 1)) {
                 return Err(e);
@@ -805,6 +830,19 @@ impl Config {
     pub fn eve_types(&self) -> crate::output::sink::TypeSet {
         crate::output::sink::TypeSet::from_names(&self.eve.types)
             .unwrap_or_else(|_| crate::output::sink::TypeSet::of(&[]))
+    }
+
+    /// What alerts carry of the packet that raised them; `None` when nothing (the default).
+    pub fn alert_capture(&self) -> Option<crate::output::eve::AlertCaptureConfig> {
+        let e = &self.eve;
+        let c = crate::output::eve::AlertCaptureConfig {
+            payload: e.payload,
+            payload_printable: e.payload_printable,
+            payload_length: e.payload_length,
+            packet: e.packet,
+            payload_buffer_size: e.payload_buffer_size,
+        };
+        (c.payload || c.payload_printable || c.payload_length || c.packet).then_some(c)
     }
 
     pub fn rotation(&self) -> crate::output::rotate::RotateConfig {

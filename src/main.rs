@@ -116,6 +116,9 @@ struct ReplayArgs {
     /// config's `[response]` policy would do (replay never acts).
     #[arg(long, value_enum, value_name = "MODE")]
     respond: Option<RespondArg>,
+    /// Write alerts per rule (gid, sid, rev, msg, count) as JSON to FILE at the end of the run.
+    #[arg(long, value_name = "FILE")]
+    rule_stats: Option<PathBuf>,
     /// Progress bar on stderr.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     progress: Progress,
@@ -144,6 +147,10 @@ struct RunArgs {
     /// Directory for eve.json (default: the config's `eve.dir`).
     #[arg(short = 'l', long)]
     eve_dir: Option<PathBuf>,
+    /// Keep alerts per rule (gid, sid, rev, msg, count) as JSON in FILE, rewritten with every
+    /// EVE stats event and at exit.
+    #[arg(long, value_name = "FILE")]
+    rule_stats: Option<PathBuf>,
     /// Serve Prometheus metrics on ADDRESS:PORT, "" for none (default: the config's
     /// `metrics.listen`).
     #[arg(long, value_name = "ADDR:PORT")]
@@ -408,6 +415,10 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         progress,
     })
     .context("replay failed")?;
+    if let Some(path) = &args.rule_stats {
+        vigil::stats::write_rule_stats(path, &report.stats)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if !args.quiet {
         eprint!("{}", summary(&report, rules_loaded));
     }
@@ -463,6 +474,7 @@ fn run_daemon(args: RunArgs) -> Result<ExitCode> {
         outputs,
         respond: args.respond.map(respond_mode),
         inject_iface: args.inject_iface.clone(),
+        rule_stats: args.rule_stats.clone(),
     })?;
     let s = &report.stats;
     let capture = s.capture.unwrap_or_default();
@@ -706,6 +718,9 @@ fn write_rules_report(
     Ok(())
 }
 
+/// Rules the replay summary lists by alert count.
+const TOP_RULES: usize = 10;
+
 fn summary(r: &ReplayReport, rules_loaded: usize) -> String {
     let s = &r.stats;
     let secs = r.elapsed.as_secs_f64().max(1e-9);
@@ -754,6 +769,20 @@ fn summary(r: &ReplayReport, rules_loaded: usize) -> String {
             format!(" ({})", events.join(", "))
         },
     ));
+    let top = s.rule_alerts.top(TOP_RULES);
+    if !top.is_empty() {
+        out.push_str(&format!(
+            "  top rules by alerts ({} of {} that alerted):\n",
+            top.len(),
+            s.rule_alerts.rules().len()
+        ));
+        for r in top {
+            out.push_str(&format!(
+                "    {:>8}  {}:{}:{}  {}\n",
+                r.alerts, r.gid, r.sid, r.rev, r.msg
+            ));
+        }
+    }
     if let Some(c) = r.anomaly.as_ref().map(|c| c.snapshot()) {
         out.push_str(&format!(
             "  anomaly models: {} alerts from {} observations ({} batches lost on a full ring, {} entries forgotten at the cap)\n",

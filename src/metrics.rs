@@ -34,6 +34,9 @@ pub struct MetricsSnapshot {
     pub response: Option<ResponseSnapshot>,
     /// Anomaly models, when they run.
     pub anomaly: Option<AnomalySnapshot>,
+    /// Alerts per rule that has alerted, as (gid, sid, alerts): summed over workers, rule
+    /// revisions and reloads, the anomaly models' (gid 9100) included.
+    pub rule_alerts: Vec<(u32, u32, u64)>,
     pub uptime_seconds: f64,
 }
 
@@ -184,6 +187,7 @@ enum Source {
     Output(fn(&OutputSnapshot) -> Value),
     Response(fn(&ResponseSnapshot) -> Value),
     Anomaly(fn(&AnomalySnapshot) -> Value),
+    RuleAlerts,
     Uptime,
 }
 
@@ -193,6 +197,7 @@ impl Source {
             Source::Capture(_) => &["interface", "worker", "method"],
             Source::Worker(_) => &["worker"],
             Source::Alerts => &["worker", "severity"],
+            Source::RuleAlerts => &["gid", "sid"],
             Source::Rules(_) | Source::Response(_) | Source::Anomaly(_) | Source::Uptime => &[],
             Source::Output(_) => &["sink"],
         }
@@ -342,6 +347,8 @@ const FAMILIES: &[Family] = &[
         Source::Anomaly(|a| Value::Count(a.alerts))),
     counter("vigil_anomaly_evicted_total", "Model entries forgotten to stay under anomaly.max_entries.",
         Source::Anomaly(|a| Value::Count(a.evicted))),
+    counter("vigil_rule_alerts_total", "Alerts per rule (gid, sid) that has alerted, all workers and reloads summed.",
+        Source::RuleAlerts),
     gauge("vigil_uptime_seconds", "Seconds since the daemon started.", Source::Uptime),
 ];
 
@@ -374,6 +381,11 @@ fn samples(source: Source, snap: &MetricsSnapshot, out: &mut Vec<(Vec<String>, V
         Source::Output(f) => out.extend(snap.outputs.iter().map(|o| (vec![o.sink.clone()], f(o)))),
         Source::Response(f) => out.extend(snap.response.iter().map(|r| (Vec::new(), f(r)))),
         Source::Anomaly(f) => out.extend(snap.anomaly.iter().map(|a| (Vec::new(), f(a)))),
+        Source::RuleAlerts => out.extend(
+            snap.rule_alerts
+                .iter()
+                .map(|&(gid, sid, n)| (vec![gid.to_string(), sid.to_string()], Value::Count(n))),
+        ),
         Source::Uptime => out.push((Vec::new(), Value::Level(snap.uptime_seconds))),
     }
 }
@@ -769,6 +781,7 @@ mod tests {
             }],
             response: Some(ResponseSnapshot::default()),
             anomaly: Some(AnomalySnapshot::default()),
+            rule_alerts: vec![(1, 2_000_001, 5), (9100, 1, 2)],
             uptime_seconds: 3.5,
         }
     }

@@ -121,6 +121,7 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         app_layer: cfg.app_layer(),
         stream_memcap_bytes: cfg.stream.memcap_bytes / workers,
         shed_events_when_output_full: false,
+        alert_capture: cfg.alert_capture(),
     };
     let mut senders = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
@@ -232,7 +233,7 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         responder.stop();
     }
     // `detect.alert` counts every alert written, the models' too.
-    stats.alerts += anomaly_counters.as_ref().map_or(0, |c| c.snapshot().alerts);
+    stats.add_models(anomaly_counters.as_deref());
     let processing = started.elapsed();
     stats.uptime_secs = processing.as_secs();
     let _ = events_tx.send(vec![EveEvent::Stats(Box::new(stats.clone()))]);

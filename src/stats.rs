@@ -227,6 +227,8 @@ pub struct RunStats {
     pub flow_events: u64,
     pub anomaly_events: u64,
     pub alerts: u64,
+    /// `alerts` per rule, the anomaly models' included once the run adds them.
+    pub rule_alerts: RuleAlertCounts,
     pub uptime_secs: u64,
     /// Live capture only: frames the sockets received and frames the kernel dropped.
     pub capture: Option<CaptureCounts>,
@@ -249,11 +251,21 @@ impl RunStats {
         self.app_events.add(&report.app_events);
         self.flow_events += report.flow_events;
         self.alerts += report.alerts;
+        self.rule_alerts.merge(&report.rule_alerts);
         self.anomaly_events += report.anomaly_events;
         self.anomalies_suppressed += report.anomalies_suppressed;
         self.output_waits += report.output_waits;
         self.output_wait_ns += report.output_wait_ns;
         self.events_dropped += report.events_dropped;
+    }
+
+    /// Adds the anomaly models' alerts: `detect.alert` and the per-rule counts take every
+    /// alert written, the models' too.
+    pub fn add_models(&mut self, models: Option<&crate::anomaly::AnomalyCounters>) {
+        if let Some(m) = models {
+            self.alerts += m.snapshot().alerts;
+            self.rule_alerts.merge(&m.rule_alerts());
+        }
     }
 }
 
@@ -290,5 +302,140 @@ impl AppEventCounts {
             AppProto::Ssh => self.ssh += 1,
             AppProto::Unknown | AppProto::Failed => {}
         }
+    }
+}
+
+/// Alerts one rule raised in a run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RuleAlerts {
+    pub gid: u32,
+    #[serde(rename = "signature_id")]
+    pub sid: u32,
+    pub rev: u32,
+    #[serde(rename = "signature")]
+    pub msg: String,
+    pub alerts: u64,
+}
+
+/// Per-rule alert counts keyed by (gid, sid, rev). Workers count by the loaded set's signature
+/// index, which means nothing across sets; this key does, so counts of a set that a reload
+/// replaced, of other workers and of the anomaly models add up here. Holds only rules that
+/// alerted, so its size is bounded by the rulesets, not by traffic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleAlertCounts {
+    /// Sorted by (gid, sid, rev).
+    rules: Vec<RuleAlerts>,
+}
+
+impl RuleAlertCounts {
+    pub fn add(&mut self, gid: u32, sid: u32, rev: u32, msg: &str, alerts: u64) {
+        if alerts == 0 {
+            return;
+        }
+        match self
+            .rules
+            .binary_search_by_key(&(gid, sid, rev), |r| (r.gid, r.sid, r.rev))
+        {
+            Ok(i) => self.rules[i].alerts += alerts,
+            Err(i) => self.rules.insert(
+                i,
+                RuleAlerts {
+                    gid,
+                    sid,
+                    rev,
+                    msg: msg.to_owned(),
+                    alerts,
+                },
+            ),
+        }
+    }
+
+    pub fn merge(&mut self, other: &RuleAlertCounts) {
+        for r in &other.rules {
+            self.add(r.gid, r.sid, r.rev, &r.msg, r.alerts);
+        }
+    }
+
+    /// Every rule that alerted, by (gid, sid, rev).
+    pub fn rules(&self) -> &[RuleAlerts] {
+        &self.rules
+    }
+
+    pub fn total(&self) -> u64 {
+        self.rules.iter().map(|r| r.alerts).sum()
+    }
+
+    /// The `n` rules with the most alerts, most first (ties by gid, sid, rev).
+    pub fn top(&self, n: usize) -> Vec<&RuleAlerts> {
+        let mut all: Vec<&RuleAlerts> = self.rules.iter().collect();
+        all.sort_by(|a, b| {
+            b.alerts
+                .cmp(&a.alerts)
+                .then((a.gid, a.sid, a.rev).cmp(&(b.gid, b.sid, b.rev)))
+        });
+        all.truncate(n);
+        all
+    }
+
+    /// Alerts per (gid, sid), revisions summed: a reload that bumps a rule's rev continues its
+    /// series instead of starting another.
+    pub fn by_gid_sid(&self) -> Vec<(u32, u32, u64)> {
+        let mut out: Vec<(u32, u32, u64)> = Vec::new();
+        for r in &self.rules {
+            match out.last_mut() {
+                Some((g, s, n)) if (*g, *s) == (r.gid, r.sid) => *n += r.alerts,
+                _ => out.push((r.gid, r.sid, r.alerts)),
+            }
+        }
+        out
+    }
+}
+
+/// Writes the per-rule counts as one JSON document (`--rule-stats FILE`): EVE's `stats`
+/// schema has no place for them. Written aside and renamed, so a reader never sees half a file.
+pub fn write_rule_stats(path: &std::path::Path, stats: &RunStats) -> std::io::Result<()> {
+    let rules = stats.rule_alerts.top(usize::MAX);
+    let doc = serde_json::json!({
+        "timestamp": crate::output::time::eve_timestamp_string(stats.last_ts_ns),
+        "uptime": stats.uptime_secs,
+        "alerts": stats.alerts,
+        "rules": rules,
+    });
+    let mut text = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, &text)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod rule_alert_tests {
+    use super::*;
+
+    #[test]
+    fn counts_merge_by_rule_and_revisions_sum_per_sid() {
+        let mut a = RuleAlertCounts::default();
+        a.add(1, 20, 1, "old text", 3);
+        a.add(1, 10, 2, "ten", 1);
+        a.add(1, 99, 1, "never", 0);
+        let mut b = RuleAlertCounts::default();
+        b.add(1, 20, 2, "new text", 4);
+        b.add(1, 10, 2, "ten", 5);
+        b.add(9100, 1, 1, "TCP port scan", 2);
+        a.merge(&b);
+        let keys: Vec<_> = a
+            .rules()
+            .iter()
+            .map(|r| (r.gid, r.sid, r.rev, r.alerts))
+            .collect();
+        assert_eq!(
+            keys,
+            [(1, 10, 2, 6), (1, 20, 1, 3), (1, 20, 2, 4), (9100, 1, 1, 2)]
+        );
+        assert_eq!(a.total(), 15);
+        assert_eq!(a.by_gid_sid(), [(1, 10, 6), (1, 20, 7), (9100, 1, 2)]);
+        let top: Vec<_> = a.top(2).iter().map(|r| (r.sid, r.alerts)).collect();
+        assert_eq!(top, [(10, 6), (20, 4)]);
     }
 }

@@ -532,6 +532,46 @@ pub const SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    // What alerts carry of their packet.
+    Setting {
+        key: "outputs.eve-log.types.alert.payload",
+        apply: |s, v| {
+            s.config.eve.payload = bool_value(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "outputs.eve-log.types.alert.payload-printable",
+        apply: |s, v| {
+            s.config.eve.payload_printable = bool_value(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "outputs.eve-log.types.alert.payload-length",
+        apply: |s, v| {
+            s.config.eve.payload_length = bool_value(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "outputs.eve-log.types.alert.packet",
+        apply: |s, v| {
+            s.config.eve.packet = bool_value(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "outputs.eve-log.types.alert.payload-buffer-size",
+        apply: |s, v| {
+            let n = size_value(v)?;
+            if n == 0 || n > 1 << 20 {
+                return Err("only 1 byte to 1 MiB".into());
+            }
+            s.config.eve.payload_buffer_size = n as usize;
+            Ok(())
+        },
+    },
     // Vigil's stats event holds totals over all workers, no deltas.
     Setting {
         key: "outputs.eve-log.types.stats.totals",

@@ -501,8 +501,20 @@ fn sighup_reloads_rules_without_loss() {
     std::fs::write(&rules, before).unwrap();
     let rules_arg = rules.to_str().unwrap();
 
+    let rule_stats = dir.path().join("rule-stats.json");
     let pair = VethPair::new();
-    let sensor = Sensor::start(&pair, dir.path(), "af-packet", 2, &["-S", rules_arg]);
+    let sensor = Sensor::start(
+        &pair,
+        dir.path(),
+        "af-packet",
+        2,
+        &[
+            "-S",
+            rules_arg,
+            "--rule-stats",
+            rule_stats.to_str().unwrap(),
+        ],
+    );
     pair.send(&pcap);
 
     // A ruleset that cannot be loaded (here: its file is gone) is refused; the old one stays.
@@ -516,6 +528,9 @@ fn sighup_reloads_rules_without_loss() {
     // Workers take the new rules at their next poll.
     std::thread::sleep(Duration::from_millis(500));
     pair.send(&pcap);
+    // Workers publish their counters once a second, the daemon updates /metrics as often.
+    std::thread::sleep(Duration::from_millis(2500));
+    let body = scrape(&pair, &sensor);
     let live = sensor.stop();
 
     let replayed = common::replay(&[&pcap], 1, &["-q"], &dir.path().join("replay"));
@@ -542,6 +557,80 @@ fn sighup_reloads_rules_without_loss() {
     assert!(
         sids(1_000_001) + sids(1_000_002) <= 2 * dns_queries.max(1) * 2,
         "no alert counted twice"
+    );
+    // Per-rule counters keep the old set's alerts under its own rule across the swap: the
+    // file written at exit equals eve.json per rule, and /metrics already had the old rule's
+    // final count (it cannot alert after the reload) and no more of the new one's than the end.
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&rule_stats).unwrap()).unwrap();
+    let counted = |sid: u64| {
+        doc["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["gid"] == 1 && r["signature_id"] == sid)
+            .map(|r| r["alerts"].as_u64().unwrap() as usize)
+            .sum::<usize>()
+    };
+    assert_eq!(counted(1_000_001), sids(1_000_001), "{doc}");
+    assert_eq!(counted(1_000_002), sids(1_000_002), "{doc}");
+    let metric = |sid: u64| {
+        let series = format!("vigil_rule_alerts_total{{gid=\"1\",sid=\"{sid}\"}} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{body}")) as usize
+    };
+    assert_eq!(metric(1_000_001), sids(1_000_001));
+    let newer = metric(1_000_002);
+    assert!(newer > 0 && newer <= sids(1_000_002), "{newer}");
+    promtool_check(&body);
+}
+
+/// `/metrics` of a running sensor, fetched from inside its network namespace.
+fn scrape(pair: &VethPair, sensor: &Sensor) -> String {
+    let addr = sensor
+        .log_text()
+        .lines()
+        .find(|l| l.contains("serving /metrics"))
+        .and_then(|l| l.split("addr=").nth(1))
+        .map(|a| a.trim().to_string())
+        .expect("the metrics address in the log");
+    let fetch = Command::new("ip")
+        .args(["netns", "exec", &pair.rx, "python3", "-c"])
+        .arg("import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())")
+        .arg(format!("http://{addr}/metrics"))
+        .output()
+        .unwrap();
+    assert!(
+        fetch.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetch.stderr)
+    );
+    String::from_utf8(fetch.stdout).unwrap()
+}
+
+/// `promtool check metrics` finds nothing to say about `body`.
+fn promtool_check(body: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (run appliance/install-deps.sh)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
     );
 }
 
@@ -772,51 +861,12 @@ fn metrics_count_the_capture() {
     let pcap = test_pcap(dir.path());
     let pair = VethPair::new();
     let sensor = Sensor::start(&pair, dir.path(), "af-packet", 2, &[]);
-    let log = sensor.log_text();
-    let addr = log
-        .lines()
-        .find(|l| l.contains("serving /metrics"))
-        .and_then(|l| l.split("addr=").nth(1))
-        .map(|a| a.trim().to_string())
-        .expect("the metrics address in the log");
     pair.send(&pcap);
     // Workers publish their counters once a second.
     std::thread::sleep(Duration::from_millis(2500));
-    let fetch = Command::new("ip")
-        .args(["netns", "exec", &pair.rx, "python3", "-c"])
-        .arg("import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())")
-        .arg(format!("http://{addr}/metrics"))
-        .output()
-        .unwrap();
-    assert!(
-        fetch.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fetch.stderr)
-    );
-    let body = String::from_utf8(fetch.stdout).unwrap();
+    let body = scrape(&pair, &sensor);
     let live = sensor.stop();
-
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (run appliance/install-deps.sh)");
-    use std::io::Write;
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let checked = promtool.wait_with_output().unwrap();
-    assert!(
-        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
-    );
+    promtool_check(&body);
     let sum = |name: &str| -> u64 {
         body.lines()
             .filter(|l| l.starts_with(name) && l.contains("interface=\"cap0\""))

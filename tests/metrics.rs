@@ -82,6 +82,7 @@ fn snapshot(packets: [u64; 2]) -> MetricsSnapshot {
         }],
         response: None,
         anomaly: None,
+        rule_alerts: vec![(1, 2_019_401, 40), (1, 2_100_498, 3), (9100, 1, 2)],
         uptime_seconds: 3600.5,
     }
 }
@@ -166,6 +167,8 @@ fn scrape_has_the_values_and_passes_promtool() {
         (r#"vigil_alerts_total{worker="1",severity="4"}"#, 2.0),
         (r#"vigil_worker_idle_seconds{worker="1"}"#, 1.25),
         (r#"vigil_worker_ring_drops_total{worker="0"}"#, 9.0),
+        (r#"vigil_rule_alerts_total{gid="1",sid="2019401"}"#, 40.0),
+        (r#"vigil_rule_alerts_total{gid="9100",sid="1"}"#, 2.0),
         ("vigil_rules_loaded", 45_210.0),
         ("vigil_rules_skipped", 17.0),
         ("vigil_rules_last_reload_timestamp_seconds", 1_790_000_000.5),

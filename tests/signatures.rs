@@ -283,3 +283,149 @@ fn bad_rules_are_skipped_with_their_position() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Per-rule counters (`--rule-stats`, the summary's top rules) equal the alert events per rule
+/// in eve.json, the anomaly models' included; with `[eve] payload…`/`packet` on, every alert
+/// carries its packet: schema-valid, `packet` is the captured frame, `payload` decodes to that
+/// frame's payload (cut to `payload_buffer_size`), and `payload_printable` matches it.
+#[test]
+fn rule_counts_equal_alert_events_and_alerts_carry_their_packet() {
+    use base64::Engine;
+    let dir = temp_dir("rulestats");
+    let pcap = dir.join("gen.pcap");
+    let cfg = GenConfig {
+        variants: Variants::standard(),
+        scenarios: vec![vigil_pcapgen::Scenario {
+            kind: vigil_pcapgen::ScenarioKind::PortScan,
+            count: 1,
+        }],
+        ..GenConfig::new(32, 3 << 20)
+    };
+    common::generate(&pcap, &cfg);
+    let rules = dir.join("test.rules");
+    std::fs::write(&rules, RULES).unwrap();
+    let config = dir.join("vigil.toml");
+    let buffer = 64;
+    std::fs::write(
+        &config,
+        format!(
+            "[eve]\npayload = true\npayload_printable = true\npayload_length = true\n\
+             packet = true\npayload_buffer_size = {buffer}\n"
+        ),
+    )
+    .unwrap();
+    let stats_file = dir.join("rule-stats.json");
+    let run = common::replay(
+        &[&pcap],
+        2,
+        &[
+            "-S",
+            rules.to_str().unwrap(),
+            "--no-rules-cache",
+            "-c",
+            config.to_str().unwrap(),
+            "--rule-stats",
+            stats_file.to_str().unwrap(),
+        ],
+        &dir.join("out"),
+    );
+    common::assert_no_crash(&run.status, &run.stderr);
+    assert!(run.status.success(), "{}", run.stderr);
+    common::assert_schema_valid(&run.events);
+
+    // Alert events per (gid, sid, rev) against the file's counts.
+    let alerts = run.of_type("alert");
+    let mut from_eve: BTreeMap<(u64, u64, u64), u64> = BTreeMap::new();
+    for a in &alerts {
+        let key = (
+            a["alert"]["gid"].as_u64().unwrap(),
+            a["alert"]["signature_id"].as_u64().unwrap(),
+            a["alert"]["rev"].as_u64().unwrap(),
+        );
+        *from_eve.entry(key).or_default() += 1;
+    }
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&stats_file).unwrap()).unwrap();
+    let mut from_file = BTreeMap::new();
+    for r in doc["rules"].as_array().unwrap() {
+        let key = (
+            r["gid"].as_u64().unwrap(),
+            r["signature_id"].as_u64().unwrap(),
+            r["rev"].as_u64().unwrap(),
+        );
+        assert!(r["signature"].is_string(), "{r}");
+        from_file.insert(key, r["alerts"].as_u64().unwrap());
+    }
+    assert_eq!(from_file, from_eve);
+    assert!(
+        from_eve.keys().any(|k| k.0 == 1),
+        "rules alerted: {from_eve:?}"
+    );
+    assert!(
+        from_eve.keys().any(|k| k.0 == 9100),
+        "the port scan model alerted: {from_eve:?}"
+    );
+    assert_eq!(doc["alerts"].as_u64(), Some(alerts.len() as u64));
+    assert_eq!(
+        run.stats()["detect"]["alert"].as_u64(),
+        Some(alerts.len() as u64)
+    );
+    // The summary lists the busiest rule first, with its count and message.
+    let (&(gid, sid, rev), &most) = from_eve
+        .iter()
+        .max_by_key(|(k, n)| (**n, std::cmp::Reverse(**k)))
+        .unwrap();
+    let line = format!("{most:>8}  {gid}:{sid}:{rev}  ");
+    let listed = run
+        .stderr
+        .lines()
+        .skip_while(|l| !l.contains("top rules by alerts"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no top rules in\n{}", run.stderr));
+    assert!(
+        listed.starts_with(&format!("    {line}")),
+        "{listed:?} vs {line:?}"
+    );
+
+    // Payloads and packets of rule alerts raised by a packet.
+    let bytes = std::fs::read(&pcap).unwrap();
+    let records = common::pcap_records(&bytes);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut checked = 0;
+    for a in alerts.iter().filter(|a| a["alert"]["gid"] == 1) {
+        let Some(cnt) = a["pcap_cnt"].as_u64() else {
+            // Raised at a flow's end: no packet to carry.
+            assert!(a.get("payload").is_none(), "{a}");
+            continue;
+        };
+        let frame = b64.decode(a["packet"].as_str().unwrap()).unwrap();
+        let linktype = a["packet_info"]["linktype"].as_u64().unwrap() as u32;
+        if linktype == 1 {
+            let (at, len) = records[cnt as usize - 1];
+            assert_eq!(frame, bytes[at + 16..at + len], "packet {cnt} is the frame");
+            assert_eq!(a["packet_info"]["linktype_name"], "EN10MB");
+        }
+        let mut pkt = vigil_parsers::DecodedPacket::default();
+        vigil_parsers::decode(
+            vigil_parsers::LinkType::from_pcap(linktype),
+            &frame,
+            &mut pkt,
+        );
+        let start = pkt.payload_offset as usize;
+        let payload = &frame[start..start + pkt.payload_len as usize];
+        let logged = b64.decode(a["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(logged, payload[..payload.len().min(buffer)], "{a}");
+        assert_eq!(a["payload_length"].as_u64(), Some(payload.len() as u64));
+        let printable: String = logged
+            .iter()
+            .map(|&b| match b {
+                b' '..=b'~' | b'\r' | b'\n' => b as char,
+                _ => '.',
+            })
+            .collect();
+        assert_eq!(a["payload_printable"].as_str(), Some(printable.as_str()));
+        assert_eq!(a["stream"], 0);
+        checked += 1;
+    }
+    assert!(checked > 0, "some alerts came from packets");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -52,6 +52,21 @@ impl LinkType {
             other => LinkType::Unsupported(other),
         }
     }
+
+    /// The pcap link type number (raw IP as 101, whichever alias the capture used).
+    pub fn pcap_number(self) -> u32 {
+        match self {
+            LinkType::Ethernet => 1,
+            LinkType::Raw => 101,
+            LinkType::Ipv4 => 228,
+            LinkType::Ipv6 => 229,
+            LinkType::LinuxSll => 113,
+            LinkType::LinuxSll2 => 276,
+            LinkType::Null => 0,
+            LinkType::Loop => 108,
+            LinkType::Unsupported(n) => n,
+        }
+    }
 }
 
 /// Most nested tunnels decapsulated; one more is reported as `decoder.too_many_layers` and the

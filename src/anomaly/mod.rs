@@ -181,6 +181,8 @@ pub struct AnomalyCounters {
     pub alerts: AtomicU64,
     /// Entries forgotten to stay under `max_entries`.
     pub evicted: AtomicU64,
+    /// `alerts` per model sid (gid 9100); touched once per alert, by the anomaly thread.
+    pub by_rule: std::sync::Mutex<crate::stats::RuleAlertCounts>,
 }
 
 impl AnomalyCounters {
@@ -192,6 +194,11 @@ impl AnomalyCounters {
             alerts: n(&self.alerts),
             evicted: n(&self.evicted),
         }
+    }
+
+    /// The models' alerts per sid so far.
+    pub fn rule_alerts(&self) -> crate::stats::RuleAlertCounts {
+        self.by_rule.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 
@@ -467,6 +474,9 @@ fn run(
         models.observe(&batch);
         for alert in models.take_alerts() {
             counters.alerts.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut by_rule) = counters.by_rule.lock() {
+                by_rule.add(GID, alert.sid, 1, alert.signature, 1);
+            }
             sink.alert(alert);
         }
         counters.evicted.store(models.evicted(), Ordering::Relaxed);

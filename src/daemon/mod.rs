@@ -53,6 +53,8 @@ pub struct DaemonOptions {
     pub respond: Option<crate::response::Mode>,
     /// `--inject-iface`: where resets leave, over `response.inject_iface`.
     pub inject_iface: Option<String>,
+    /// `--rule-stats`: alerts per rule, rewritten with every stats event and at exit.
+    pub rule_stats: Option<PathBuf>,
 }
 
 /// Settings given on the command line: they win over the config file at start and on every
@@ -266,6 +268,7 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         app_layer: config.app_layer(),
         stream_memcap_bytes: config.stream.memcap_bytes / workers,
         shed_events_when_output_full: true,
+        alert_capture: config.alert_capture(),
     };
     let mut peers = exchange_rings(&config, workers).into_iter();
     let mut statuses = Vec::with_capacity(workers);
@@ -369,12 +372,23 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
             );
             snapshot.response = responder.as_ref().map(|r| r.counters.snapshot());
             snapshot.anomaly = anomaly.as_ref().map(|a| a.counters.snapshot());
+            let mut rule_alerts = crate::stats::RuleAlertCounts::default();
+            for status in &statuses {
+                if let Ok(s) = status.lock() {
+                    rule_alerts.merge(&s.report.rule_alerts);
+                }
+            }
+            if let Some(a) = &anomaly {
+                rule_alerts.merge(&a.counters.rule_alerts());
+            }
+            snapshot.rule_alerts = rule_alerts.by_gid_sid();
             metrics.update(snapshot);
         }
         if Instant::now() >= next_stats {
             next_stats = Instant::now() + stats_every;
             let mut snapshot = gather(&statuses, started);
-            snapshot.alerts += anomaly.as_ref().map_or(0, |a| a.counters.snapshot().alerts);
+            snapshot.add_models(anomaly.as_ref().map(|a| &*a.counters));
+            write_rule_stats(opts.rule_stats.as_deref(), &snapshot);
             let _ = events_tx.try_send(vec![EveEvent::Stats(Box::new(snapshot))]);
         }
         if handles.iter().any(|h| h.is_finished()) {
@@ -410,8 +424,9 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
     });
     let mut stats = sum(&finals);
     // `detect.alert` counts every alert written, the models' too.
-    stats.alerts += anomaly_counters.as_ref().map_or(0, |c| c.snapshot().alerts);
+    stats.add_models(anomaly_counters.as_deref());
     stats.uptime_secs = started.elapsed().as_secs();
+    write_rule_stats(opts.rule_stats.as_deref(), &stats);
     let _ = events_tx.send(vec![EveEvent::Stats(Box::new(stats.clone()))]);
     drop(events_tx);
     let output = output
@@ -427,6 +442,15 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         response: response_counters,
         anomaly: anomaly_counters,
     })
+}
+
+/// Rewrites the `--rule-stats` file; a failure is logged, the sensor goes on.
+fn write_rule_stats(path: Option<&std::path::Path>, stats: &RunStats) {
+    if let Some(path) = path {
+        if let Err(e) = crate::stats::write_rule_stats(path, stats) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the rule stats");
+        }
+    }
 }
 
 /// The control socket's group: the daemon's group, else its user's primary group.

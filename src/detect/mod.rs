@@ -83,6 +83,9 @@ pub struct WorkerDetect {
     pub alerts: u64,
     /// Alerts by severity (the rule's priority) 1, 2, 3 and 4-or-more.
     pub alerts_by_severity: [u64; 4],
+    /// Alerts per signature index of `rules`, sized when the set is taken up so counting
+    /// never allocates.
+    per_sig: Vec<u64>,
 }
 
 fn buffer_proto(p: AppProto) -> Option<BufferProto> {
@@ -98,13 +101,31 @@ fn buffer_proto(p: AppProto) -> Option<BufferProto> {
 impl WorkerDetect {
     pub fn new(rules: Arc<RuleSet>) -> Result<WorkerDetect, PrefilterError> {
         let det = rules.new_detector()?;
+        let per_sig = vec![0; rules.len()];
         Ok(WorkerDetect {
             rules,
             det,
             hits: Vec::new(),
             alerts: 0,
             alerts_by_severity: [0; 4],
+            per_sig,
         })
+    }
+
+    /// Adds this worker's alerts per rule, under each rule's (gid, sid, rev).
+    pub fn rule_alerts(&self, into: &mut crate::stats::RuleAlertCounts) {
+        for (sig, &n) in self.rules.signatures().iter().zip(&self.per_sig) {
+            into.add(sig.gid, sig.sid, sig.rev, &sig.msg, n);
+        }
+    }
+
+    fn count(&mut self, sig: u32) {
+        let severity = usize::from(self.rules.sig(sig).priority.clamp(1, 4));
+        self.alerts += 1;
+        self.alerts_by_severity[severity - 1] += 1;
+        if let Some(n) = self.per_sig.get_mut(sig as usize) {
+            *n += 1;
+        }
     }
 
     /// Inspects one packet of a flow with the packet rules. Returns whether it alerted.
@@ -168,10 +189,9 @@ impl WorkerDetect {
             0,
             &mut self.hits,
         );
-        for hit in &self.hits {
-            let severity = usize::from(self.rules.sig(hit.sig).priority.clamp(1, 4));
-            self.alerts += 1;
-            self.alerts_by_severity[severity - 1] += 1;
+        for i in 0..self.hits.len() {
+            let hit = self.hits[i];
+            self.count(hit.sig);
             out.push(EveEvent::App(Box::new(AppEvent {
                 ts_ns,
                 pcap_cnt: Some(place.pcap_cnt),
@@ -192,6 +212,7 @@ impl WorkerDetect {
                     app_proto: None,
                     record: None,
                     flow: None,
+                    capture: None,
                 })),
             })));
         }
@@ -255,16 +276,15 @@ impl WorkerDetect {
         if self.hits.is_empty() {
             return false;
         }
-        for hit in &self.hits {
+        for i in 0..self.hits.len() {
+            let hit = self.hits[i];
             let dir = match hit.side {
                 Some(Side::Response) => Direction::ToClient,
                 Some(_) => Direction::ToServer,
                 None => packet_dir.unwrap_or(Direction::ToServer),
             };
             let (src, dst, ports) = rec.oriented(dir);
-            let severity = usize::from(self.rules.sig(hit.sig).priority.clamp(1, 4));
-            self.alerts += 1;
-            self.alerts_by_severity[severity - 1] += 1;
+            self.count(hit.sig);
             out.push(EveEvent::App(Box::new(AppEvent {
                 ts_ns,
                 pcap_cnt: place.map(|p| p.pcap_cnt),
@@ -285,6 +305,7 @@ impl WorkerDetect {
                     app_proto: (proto != AppProto::Unknown).then_some(proto),
                     record: record.filter(|_| hit.side.is_some()).cloned(),
                     flow: Some(*rec),
+                    capture: None,
                 })),
             })));
         }

@@ -45,6 +45,81 @@ pub struct AlertEvent {
     /// The flow as it was when the alert fired, for the `flow` sub-object; `None` for packets
     /// outside flows.
     pub flow: Option<FlowRecord>,
+    /// What the alert carries of its packet (`[eve] payload`, `packet`, …); `None` when those
+    /// are off or no packet raised it (a flow's end).
+    pub capture: Option<Box<AlertCapture>>,
+}
+
+/// `[eve]` switches for what alerts carry of their packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertCaptureConfig {
+    pub payload: bool,
+    pub payload_printable: bool,
+    pub payload_length: bool,
+    pub packet: bool,
+    pub payload_buffer_size: usize,
+}
+
+/// The bytes of an alerting packet an alert carries, copied by the worker when the packet
+/// alerted (never for other packets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertCapture {
+    pub config: AlertCaptureConfig,
+    /// The packet's payload, cut to `payload_buffer_size`; empty unless `payload` or
+    /// `payload_printable` is on.
+    pub payload: Vec<u8>,
+    /// The payload's length before the cut.
+    pub payload_len: u32,
+    /// The whole frame (`packet` on) and its pcap link type.
+    pub packet: Option<(Vec<u8>, u32)>,
+}
+
+impl AlertCapture {
+    /// Copies what `config` asks for from a packet's `frame` bytes and its `payload`.
+    pub fn copy(config: AlertCaptureConfig, frame: &[u8], link: u32, payload: &[u8]) -> Self {
+        let payload_bytes = if config.payload || config.payload_printable {
+            payload[..payload.len().min(config.payload_buffer_size)].to_vec()
+        } else {
+            Vec::new()
+        };
+        AlertCapture {
+            config,
+            payload: payload_bytes,
+            payload_len: payload.len() as u32,
+            packet: config.packet.then(|| (frame.to_vec(), link)),
+        }
+    }
+}
+
+/// Suricata's `payload_printable`: printable ASCII, CR and LF kept, every other byte '.'.
+pub fn printable(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\r' {
+                b as char
+            } else {
+                '.'
+            }
+        })
+        .collect()
+}
+
+/// Suricata's `packet_info.linktype_name` for a pcap link type (its own short table).
+fn linktype_name(link: u32) -> &'static str {
+    match link {
+        0 => "NULL",
+        1 => "EN10MB",
+        9 => "PPP",
+        14 => "RAW2",
+        101 => "RAW",
+        104 => "C_HDLC",
+        113 => "LINUX_SLL",
+        228 => "IPv4",
+        229 => "IPv6",
+        276 => "LINUX_SLL2",
+        _ => "n/a",
+    }
 }
 
 impl std::fmt::Debug for AlertEvent {
@@ -626,9 +701,51 @@ fn serialize_alert<M: serde::ser::SerializeMap>(
     if let Some(p) = alert.app_proto {
         m.serialize_entry("app_proto", p.as_str())?;
     }
-    let Some(f) = &alert.flow else {
-        return Ok(());
-    };
+    if let Some(f) = &alert.flow {
+        serialize_alert_flow(m, f)?;
+    }
+    if let Some(c) = &alert.capture {
+        serialize_capture(m, c)?;
+    }
+    Ok(())
+}
+
+/// `payload`, `payload_printable`, `payload_length`, `stream`, `packet` and `packet_info`, in
+/// Suricata's order.
+fn serialize_capture<M: serde::ser::SerializeMap>(
+    m: &mut M,
+    c: &AlertCapture,
+) -> Result<(), M::Error> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    if c.config.payload {
+        m.serialize_entry("payload", &b64.encode(&c.payload))?;
+    }
+    if c.config.payload_printable {
+        m.serialize_entry("payload_printable", &printable(&c.payload))?;
+    }
+    if c.config.payload_length {
+        m.serialize_entry("payload_length", &c.payload_len)?;
+    }
+    if c.config.payload || c.config.payload_printable {
+        // The payload is always one packet's, never reassembled stream segments.
+        m.serialize_entry("stream", &0)?;
+    }
+    if let Some((frame, link)) = &c.packet {
+        m.serialize_entry("packet", &b64.encode(frame))?;
+        m.serialize_entry(
+            "packet_info",
+            &json!({"linktype": link, "linktype_name": linktype_name(*link)}),
+        )?;
+    }
+    Ok(())
+}
+
+/// The alert's `flow{…}`: the flow's counters so far, oriented client to server.
+fn serialize_alert_flow<M: serde::ser::SerializeMap>(
+    m: &mut M,
+    f: &FlowRecord,
+) -> Result<(), M::Error> {
     let mut flow = Map::new();
     flow.insert("pkts_toserver".into(), json!(f.pkts_toserver));
     flow.insert("pkts_toclient".into(), json!(f.pkts_toclient));

@@ -22,6 +22,8 @@ pub struct Slot {
     /// 1-based position of the (last) frame in the whole input.
     pub pcap_cnt: u64,
     pub file_index: u32,
+    /// pcap link type of the bytes (228/229 for a reassembled datagram's raw IP).
+    pub link: u32,
     /// Where the packet's bytes are: `batch.chunks[chunk]` (a capture read chunk, shared without
     /// copying) or, for `OWNED`, `batch.data` (a reassembled datagram, from its IP header on).
     pub chunk: u16,

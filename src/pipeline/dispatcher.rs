@@ -91,6 +91,8 @@ pub struct Dispatcher<S: BatchSink> {
     stats: DecoderStats,
     next_tick_ns: Option<u64>,
     pcap_cnt: u64,
+    /// pcap link type of the frame being dispatched.
+    link: u32,
     first_ts_ns: Option<u64>,
     last_ts_ns: u64,
     /// Addresses of the read chunk packets came from last, and of the one before it.
@@ -117,6 +119,7 @@ impl<S: BatchSink> Dispatcher<S> {
             batch_bytes,
             defrag: Defragmenter::new(defrag),
             scratch: DecodedPacket::default(),
+            link: 0,
             stats: DecoderStats::default(),
             next_tick_ns: None,
             pcap_cnt: 0,
@@ -137,6 +140,7 @@ impl<S: BatchSink> Dispatcher<S> {
         file_index: u32,
     ) -> Result<(), WorkerGone> {
         self.pcap_cnt += 1;
+        self.link = link.pcap_number();
         self.first_ts_ns.get_or_insert(ts_ns);
         self.last_ts_ns = self.last_ts_ns.max(ts_ns);
         self.tick(ts_ns)?;
@@ -222,7 +226,8 @@ impl<S: BatchSink> Dispatcher<S> {
                     SlotKind::Packet,
                     ts_ns,
                     self.pcap_cnt,
-                    file_index,
+                    // The datagram's bytes start at its IP header.
+                    (file_index, if whole.l3.version == 4 { 228 } else { 229 }),
                     (bytes, FrameBytes::Borrowed),
                     frame_bytes,
                     &whole,
@@ -262,7 +267,7 @@ impl<S: BatchSink> Dispatcher<S> {
             kind,
             ts_ns,
             self.pcap_cnt,
-            file_index,
+            (file_index, self.link),
             bytes,
             wire_bytes,
             pkt,
@@ -330,7 +335,7 @@ impl<S: BatchSink> Dispatcher<S> {
                         SlotKind::Tick,
                         second,
                         self.pcap_cnt,
-                        0,
+                        (0, 0),
                         (&[], FrameBytes::Borrowed),
                         0,
                         &tick,
@@ -449,7 +454,7 @@ fn push_slot(
     kind: SlotKind,
     ts_ns: u64,
     pcap_cnt: u64,
-    file_index: u32,
+    (file_index, link): (u32, u32),
     (bytes, source): (&[u8], FrameBytes<'_>),
     wire_bytes: u64,
     pkt: &DecodedPacket,
@@ -459,6 +464,7 @@ fn push_slot(
         ts_ns,
         pcap_cnt,
         file_index,
+        link,
         chunk: Slot::OWNED,
         data_start: 0,
         data_len: 0,

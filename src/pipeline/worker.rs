@@ -10,7 +10,9 @@ use crate::applayer::{AppItem, AppLayer, AppLayerConfig, AppLayerStats, AppPacke
 use crate::detect::{PacketPlace, WorkerDetect};
 use crate::flow::key::PROTO_TCP;
 use crate::flow::{FlowKey, FlowRecord, FlowStats, FlowTable, FlowTableConfig};
-use crate::output::eve::{AnomalyEvent, AppEvent, AppEventKind, EveEvent};
+use crate::output::eve::{
+    AlertCapture, AlertCaptureConfig, AnomalyEvent, AppEvent, AppEventKind, EveEvent,
+};
 use crate::response::tap::{PacketView, ResponseTap};
 
 #[derive(Debug, Clone)]
@@ -25,9 +27,11 @@ pub struct WorkerConfig {
     /// than stall the capture ring, unless it holds an alert; alerts are always waited for.
     /// Replay waits for every batch (nothing is lost in forensics).
     pub shed_events_when_output_full: bool,
+    /// What alerts carry of the packet that raised them (`[eve] payload`, `packet`, …).
+    pub alert_capture: Option<AlertCaptureConfig>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct WorkerReport {
     pub flow: FlowStats,
     pub app_layer: AppLayerStats,
@@ -38,6 +42,8 @@ pub struct WorkerReport {
     pub flow_events: u64,
     pub alerts: u64,
     pub alerts_by_severity: [u64; 4],
+    /// `alerts` per rule.
+    pub rule_alerts: crate::stats::RuleAlertCounts,
     /// Times this worker found the output queue full and waited for the output thread, and
     /// for how long in all: zero while the outputs keep up.
     pub output_waits: u64,
@@ -66,6 +72,7 @@ pub struct Worker {
     anomaly_second: u64,
     anomaly_limit: u32,
     shed_events_when_output_full: bool,
+    alert_capture: Option<AlertCaptureConfig>,
     report: WorkerReport,
 }
 
@@ -90,6 +97,7 @@ impl Worker {
             anomaly_second: 0,
             anomaly_limit: config.anomaly_events_per_second,
             shed_events_when_output_full: config.shed_events_when_output_full,
+            alert_capture: config.alert_capture,
             report: WorkerReport::default(),
         }
     }
@@ -130,11 +138,12 @@ impl Worker {
 
     /// Counters so far.
     pub fn report(&self) -> WorkerReport {
-        let mut report = self.report;
+        let mut report = self.report.clone();
         report.flow = self.table.stats();
         report.app_layer = self.app.stats();
         if let Some(d) = &self.detect {
             report.alerts += d.alerts;
+            d.rule_alerts(&mut report.rule_alerts);
             for (sum, n) in report
                 .alerts_by_severity
                 .iter_mut()
@@ -157,10 +166,11 @@ impl Worker {
     }
 
     /// Swaps the signatures in use (a reload); flows keep their state. The alerts counted by
-    /// the old set stay in the report.
+    /// the old set stay in the report, per rule under the old set's (gid, sid, rev).
     pub fn set_detect(&mut self, detect: Option<WorkerDetect>) {
         if let Some(old) = std::mem::replace(&mut self.detect, detect) {
             self.report.alerts += old.alerts;
+            old.rule_alerts(&mut self.report.rule_alerts);
             for (sum, n) in self
                 .report
                 .alerts_by_severity
@@ -254,6 +264,12 @@ impl Worker {
                         }
                         if alerted {
                             rec.alerted = true;
+                            attach_capture(
+                                &mut self.events[first_event..],
+                                self.alert_capture,
+                                (bytes, slot.link),
+                                payload,
+                            );
                             if let Some(tap) = &mut self.response {
                                 let view = PacketView { pkt, bytes };
                                 tap.on_alerts(&self.events[first_event..], Some(view));
@@ -283,6 +299,14 @@ impl Worker {
                         },
                         &mut self.events,
                     );
+                    if alerted {
+                        attach_capture(
+                            &mut self.events[first_event..],
+                            self.alert_capture,
+                            (bytes, slot.link),
+                            payload,
+                        );
+                    }
                     if let Some(tap) = self.response.as_mut().filter(|_| alerted) {
                         let view = PacketView { pkt, bytes };
                         tap.on_alerts(&self.events[first_event..], Some(view));
@@ -535,6 +559,27 @@ impl Worker {
     }
 }
 
+/// Gives the alerts among `events` (all raised by one packet) the packet's bytes that `config`
+/// asks for: copied here, once the packet alerted, so other packets cost nothing.
+fn attach_capture(
+    events: &mut [EveEvent],
+    config: Option<AlertCaptureConfig>,
+    (frame, link): (&[u8], u32),
+    payload: &[u8],
+) {
+    // A tunnel carrier's slot keeps no bytes: nothing true to log.
+    let Some(config) = config.filter(|_| !frame.is_empty()) else {
+        return;
+    };
+    for ev in events {
+        if let EveEvent::App(app) = ev {
+            if let AppEventKind::Alert(alert) = &mut app.kind {
+                alert.capture = Some(Box::new(AlertCapture::copy(config, frame, link, payload)));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -549,6 +594,7 @@ mod tests {
                 app_layer: config.app_layer(),
                 stream_memcap_bytes: 1 << 20,
                 shed_events_when_output_full: shed,
+                alert_capture: None,
             },
             None,
             events_tx,

@@ -461,6 +461,9 @@ pub struct EveSection {
     pub payload_buffer_size: usize,
     /// Alerts carry `packet` (base64 of the whole frame) and `packet_info.linktype`.
     pub packet: bool,
+    /// Per-rule alert counts as JSON, rewritten with every stats event (`--rule-stats`);
+    /// empty: none.
+    pub rule_stats_file: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -529,6 +532,7 @@ impl Default for EveSection {
             payload_length: false,
             payload_buffer_size: 4096,
             packet: false,
+            rule_stats_file: PathBuf::new(),
         }
     }
 }

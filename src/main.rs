@@ -349,6 +349,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         (1..=1024).contains(&workers),
         "--workers must be at least 1 and at most 1024"
     );
+    let rule_stats_file = configured_path(&config.eve.rule_stats_file);
     let (file, outputs) = split_outputs(&args.outputs)?;
     let (file_dir, file_types) = file.map_or((None, None), |f| (Some(f.dir), f.types));
     if let Some(types) = file_types {
@@ -415,7 +416,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         progress,
     })
     .context("replay failed")?;
-    if let Some(path) = &args.rule_stats {
+    if let Some(path) = args.rule_stats.as_ref().or(rule_stats_file.as_ref()) {
         vigil::stats::write_rule_stats(path, &report.stats)
             .with_context(|| format!("writing {}", path.display()))?;
     }
@@ -464,6 +465,10 @@ fn run_daemon(args: RunArgs) -> Result<ExitCode> {
         (1..=1024).contains(&workers),
         "--workers must be at least 1 and at most 1024"
     );
+    let rule_stats = args
+        .rule_stats
+        .clone()
+        .or_else(|| configured_path(&config.eve.rule_stats_file));
     let report = vigil::daemon::run(vigil::daemon::DaemonOptions {
         config,
         config_path: args.config.clone(),
@@ -474,7 +479,7 @@ fn run_daemon(args: RunArgs) -> Result<ExitCode> {
         outputs,
         respond: args.respond.map(respond_mode),
         inject_iface: args.inject_iface.clone(),
-        rule_stats: args.rule_stats.clone(),
+        rule_stats,
     })?;
     let s = &report.stats;
     let capture = s.capture.unwrap_or_default();
@@ -846,4 +851,9 @@ fn summary(r: &ReplayReport, rules_loaded: usize) -> String {
         ));
     }
     out
+}
+
+/// A path setting of the config file; empty means unset.
+fn configured_path(path: &std::path::Path) -> Option<PathBuf> {
+    (!path.as_os_str().is_empty()).then(|| path.to_path_buf())
 }

@@ -306,15 +306,17 @@ fn rule_counts_equal_alert_events_and_alerts_carry_their_packet() {
     std::fs::write(&rules, RULES).unwrap();
     let config = dir.join("vigil.toml");
     let buffer = 64;
+    // The config's rule_stats_file here; the live SIGHUP test uses --rule-stats.
+    let stats_file = dir.join("rule-stats.json");
     std::fs::write(
         &config,
         format!(
             "[eve]\npayload = true\npayload_printable = true\npayload_length = true\n\
-             packet = true\npayload_buffer_size = {buffer}\n"
+             packet = true\npayload_buffer_size = {buffer}\nrule_stats_file = \"{}\"\n",
+            stats_file.display()
         ),
     )
     .unwrap();
-    let stats_file = dir.join("rule-stats.json");
     let run = common::replay(
         &[&pcap],
         2,
@@ -324,8 +326,6 @@ fn rule_counts_equal_alert_events_and_alerts_carry_their_packet() {
             "--no-rules-cache",
             "-c",
             config.to_str().unwrap(),
-            "--rule-stats",
-            stats_file.to_str().unwrap(),
         ],
         &dir.join("out"),
     );

@@ -6,9 +6,19 @@
 //! the 5-byte record headers are read and bodies are counted, never copied. One record per
 //! session is emitted once the handshake is as complete as a passive observer can see it.
 //!
-//! Certificates are decoded with x509-parser. Records and hellos are parsed here by hand: the
-//! fields JA3/JA4 need are few and the parser must survive split and malformed input; whether
-//! tls-parser (the design's choice) serves as well is still to be measured against the corpus.
+//! tls-parser decodes record headers, hellos, their extensions and Certificate messages;
+//! x509-parser the certificates. Hand-written, because tls-parser cannot do them:
+//! - record framing across TCP segments: tls-parser reads whole records from one buffer, so it
+//!   would need every record buffered; here a header is gathered (5 bytes) and bodies stream
+//!   through, encrypted ones counted without a copy;
+//! - handshake messages spanning records: tls-parser only parses messages within one record;
+//! - the SSLv2-compatible ClientHello, which tls-parser does not parse;
+//! - `probe`, which must judge partial first bytes (need more / match on a header prefix).
+//!
+//! Where tls-parser reads malformed input more loosely than the output needs (an optional part
+//! it drops, a list it cuts short), its result is checked against the lengths it consumed; each
+//! such place says so. It is stricter in two ways, kept: a hello with a session id over 32 bytes
+//! or an odd-length cipher-suite list is malformed.
 
 use super::{eve_bytes_to_string, AppOutput, AppParser, AppProto, AppRecord, Direction, Probe};
 use md5::{Digest as _, Md5};
@@ -17,6 +27,16 @@ use serde::Serialize;
 use sha1::Sha1;
 use sha2::Sha256;
 use std::fmt::Write as _;
+use tls_parser::nom::multi::length_data;
+use tls_parser::nom::number::streaming::{be_u16, be_u8};
+use tls_parser::{
+    parse_tls_extension_alpn_content, parse_tls_extension_ec_point_formats_content,
+    parse_tls_extension_signature_algorithms_content, parse_tls_extension_sni_content,
+    parse_tls_extension_unknown, parse_tls_handshake_client_hello,
+    parse_tls_handshake_msg_certificate, parse_tls_handshake_msg_server_hello,
+    parse_tls_record_header, IResult, SNIType, TlsExtension, TlsExtensionType, TlsHandshakeType,
+    TlsMessageHandshake, TlsRecordType,
+};
 
 /// Largest record body accepted: 2^14 plaintext plus the 2048 bytes of expansion TLS allows
 /// for ciphertext.
@@ -39,21 +59,19 @@ const HRR_RANDOM: [u8; 32] = [
     0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 ];
 
-const CT_CCS: u8 = 20;
-const CT_HANDSHAKE: u8 = 22;
-const CT_APP_DATA: u8 = 23;
-const CT_HEARTBEAT: u8 = 24;
+const CT_CCS: u8 = TlsRecordType::ChangeCipherSpec.0;
+const CT_HANDSHAKE: u8 = TlsRecordType::Handshake.0;
+const CT_HEARTBEAT: u8 = TlsRecordType::Heartbeat.0;
 
-const HS_CLIENT_HELLO: u8 = 1;
-const HS_SERVER_HELLO: u8 = 2;
-const HS_CERTIFICATE: u8 = 11;
+const HS_CLIENT_HELLO: u8 = TlsHandshakeType::ClientHello.0;
+const HS_SERVER_HELLO: u8 = TlsHandshakeType::ServerHello.0;
 
-const EXT_SNI: u16 = 0x0000;
-const EXT_GROUPS: u16 = 0x000a;
-const EXT_EC_POINT_FORMATS: u16 = 0x000b;
-const EXT_SIG_ALGS: u16 = 0x000d;
-const EXT_ALPN: u16 = 0x0010;
-const EXT_SUPPORTED_VERSIONS: u16 = 0x002b;
+const EXT_SNI: u16 = TlsExtensionType::ServerName.0;
+const EXT_GROUPS: u16 = TlsExtensionType::SupportedGroups.0;
+const EXT_EC_POINT_FORMATS: u16 = TlsExtensionType::EcPointFormats.0;
+const EXT_SIG_ALGS: u16 = TlsExtensionType::SignatureAlgorithms.0;
+const EXT_ALPN: u16 = TlsExtensionType::ApplicationLayerProtocolNegotiation.0;
+const EXT_SUPPORTED_VERSIONS: u16 = TlsExtensionType::SupportedVersions.0;
 
 /// GREASE values (RFC 8701): 0x?a?a with both bytes equal.
 pub fn is_grease(v: u16) -> bool {
@@ -717,7 +735,7 @@ pub fn probe(dir: Direction, data: &[u8]) -> Probe {
     Probe::NoMatch
 }
 
-/// Big-endian reader over a byte slice; every read is checked.
+/// Big-endian reader for the SSLv2 hello, the one message tls-parser has no parser for.
 struct Rd<'a>(&'a [u8]);
 
 impl<'a> Rd<'a> {
@@ -730,14 +748,6 @@ impl<'a> Rd<'a> {
         let b = self.take(2)?;
         Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
     }
-    fn u24(&mut self) -> Option<usize> {
-        let b = self.take(3)?;
-        Some(
-            (usize::from(*b.first()?) << 16)
-                | (usize::from(*b.get(1)?) << 8)
-                | usize::from(*b.get(2)?),
-        )
-    }
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if n > self.0.len() {
             return None;
@@ -745,17 +755,6 @@ impl<'a> Rd<'a> {
         let (a, b) = self.0.split_at(n);
         self.0 = b;
         Some(a)
-    }
-    fn vec8(&mut self) -> Option<&'a [u8]> {
-        let n = usize::from(self.u8()?);
-        self.take(n)
-    }
-    fn vec16(&mut self) -> Option<&'a [u8]> {
-        let n = usize::from(self.u16()?);
-        self.take(n)
-    }
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
@@ -766,18 +765,40 @@ fn u16_list(data: &[u8]) -> Vec<u16> {
         .collect()
 }
 
-/// Parses the ALPN extension body: a 16-bit list of 8-bit-length protocol names.
-fn parse_alpn(body: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut r = Rd(body);
-    let mut list = Rd(r.vec16()?);
-    let mut out = Vec::new();
-    while !list.is_empty() {
-        let p = list.vec8()?;
-        if out.len() < MAX_LIST {
-            out.push(p.to_vec());
-        }
+/// An 8-bit-length vector.
+fn vec8(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    length_data(be_u8)(i)
+}
+
+/// A 16-bit-length vector.
+fn vec16(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    length_data(be_u16)(i)
+}
+
+/// Next extension of a hello's extension block: (type, data, rest). tls-parser's typed
+/// extension-list parsers are not used for the split: they end the list quietly at the first
+/// extension whose content they reject (an odd-length group list, a non-empty
+/// extended_master_secret), which would hide every extension after it from JA3/JA4.
+fn next_extension(exts: &[u8]) -> Option<(u16, &[u8], &[u8])> {
+    match parse_tls_extension_unknown(exts) {
+        Ok((rest, TlsExtension::Unknown(ty, data))) => Some((ty.0, data, rest)),
+        _ => None,
     }
-    Some(out)
+}
+
+/// Parses the ALPN extension body: a 16-bit list of 8-bit-length protocol names. None when a
+/// name runs past the list.
+fn parse_alpn(data: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let Ok((rest, TlsExtension::ALPN(names))) = parse_tls_extension_alpn_content(data) else {
+        return None;
+    };
+    // tls-parser ends the list quietly at a name that runs past it: the names read must fill
+    // the list (2 length bytes, then the list, then `rest`).
+    let list_len = data.len().saturating_sub(rest.len() + 2);
+    if names.iter().map(|n| 1 + n.len()).sum::<usize>() != list_len {
+        return None;
+    }
+    Some(names.iter().take(MAX_LIST).map(|n| n.to_vec()).collect())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -791,61 +812,82 @@ fn parse_client_hello(
     body: &[u8],
     events: &mut Vec<&'static str>,
 ) -> Result<ClientHello, HelloError> {
-    let mut r = Rd(body);
+    let (rest, hello) =
+        parse_tls_handshake_client_hello(body).map_err(|_| HelloError::Malformed)?;
+    // tls-parser takes an extension block that runs past the message for an absent one; it is
+    // a malformed message.
+    if hello.ext.is_none() && !rest.is_empty() {
+        return Err(HelloError::Malformed);
+    }
     let mut ch = ClientHello {
-        version: r.u16().ok_or(HelloError::Malformed)?,
+        version: hello.version.0,
+        session_id: hello.session_id.unwrap_or_default().to_vec(),
+        ciphers: hello.ciphers.iter().take(MAX_LIST).map(|c| c.0).collect(),
         ..Default::default()
     };
-    r.take(32).ok_or(HelloError::Malformed)?;
-    ch.session_id = r.vec8().ok_or(HelloError::Malformed)?.to_vec();
-    ch.ciphers = u16_list(r.vec16().ok_or(HelloError::Malformed)?);
-    r.vec8().ok_or(HelloError::Malformed)?; // compression methods
-    if r.is_empty() {
-        return Ok(ch);
-    }
-    let mut exts = Rd(r.vec16().ok_or(HelloError::Malformed)?);
+    let mut exts = hello.ext.unwrap_or_default();
     while !exts.is_empty() {
-        let ty = exts.u16().ok_or(HelloError::Malformed)?;
-        let data = exts.vec16().ok_or(HelloError::Malformed)?;
+        let (ty, data, rest) = next_extension(exts).ok_or(HelloError::Malformed)?;
+        exts = rest;
         if ch.extensions.len() < MAX_LIST {
             ch.extensions.push(ty);
         }
-        let mut d = Rd(data);
         match ty {
             EXT_SNI => {
                 if ch.sni.is_some() {
                     events.push("MULTIPLE_SNI_EXTENSIONS");
                     continue;
                 }
-                // server_name_list: only the first (host_name) entry matters.
-                let Some(list) = d.vec16() else {
-                    // An empty SNI is legal in a ServerHello, tolerated here.
+                // An empty or unreadable server_name_list is tolerated (empty is legal in a
+                // ServerHello).
+                if data.is_empty() {
+                    continue;
+                }
+                let Ok((after, TlsExtension::SNI(names))) = parse_tls_extension_sni_content(data)
+                else {
                     continue;
                 };
-                let mut l = Rd(list);
-                let name_type = l.u8().ok_or(HelloError::SniLength)?;
-                if name_type != 0 {
-                    return Err(HelloError::SniType);
+                // Only the first (host_name) entry matters.
+                if let Some(&(name_type, name)) = names.first() {
+                    if name_type != SNIType::HostName {
+                        return Err(HelloError::SniType);
+                    }
+                    if name.len() > MAX_SNI_LEN {
+                        return Err(HelloError::SniLength);
+                    }
+                    ch.sni = Some(name.to_vec());
+                } else {
+                    // tls-parser drops an entry it cannot read whole; the list's first byte
+                    // still tells a wrong name type from a short entry.
+                    let list = data
+                        .get(2..data.len().saturating_sub(after.len()))
+                        .unwrap_or_default();
+                    return Err(match list.first() {
+                        Some(&t) if t != SNIType::HostName.0 => HelloError::SniType,
+                        _ => HelloError::SniLength,
+                    });
                 }
-                let name = l.vec16().ok_or(HelloError::SniLength)?;
-                if name.len() > MAX_SNI_LEN {
-                    return Err(HelloError::SniLength);
-                }
-                ch.sni = Some(name.to_vec());
             }
             EXT_GROUPS => {
-                if let Some(v) = d.vec16() {
+                // Not tls-parser's group parser: it rejects an odd-length list, which has
+                // always been read up to the odd byte.
+                if let Ok((_, v)) = vec16(data) {
                     ch.groups = u16_list(v);
                 }
             }
             EXT_EC_POINT_FORMATS => {
-                if let Some(v) = d.vec8() {
+                if let Ok((_, TlsExtension::EcPointFormats(v))) =
+                    parse_tls_extension_ec_point_formats_content(data)
+                {
                     ch.ec_point_formats = v.iter().copied().take(MAX_LIST).collect();
                 }
             }
             EXT_SIG_ALGS => {
-                if let Some(v) = d.vec16() {
-                    ch.sig_algs = u16_list(v);
+                if let Ok((_, TlsExtension::SignatureAlgorithms(mut v))) =
+                    parse_tls_extension_signature_algorithms_content(data)
+                {
+                    v.truncate(MAX_LIST);
+                    ch.sig_algs = v;
                 }
             }
             EXT_ALPN => {
@@ -854,7 +896,9 @@ fn parse_client_hello(
                 }
             }
             EXT_SUPPORTED_VERSIONS => {
-                if let Some(v) = d.vec8() {
+                // tls-parser's own parser ignores the list's length byte (and reads a 2-byte
+                // body as a ServerHello's single version): the list is read here.
+                if let Ok((_, v)) = vec8(data) {
                     ch.supported_versions = u16_list(v);
                 }
             }
@@ -864,37 +908,48 @@ fn parse_client_hello(
     Ok(ch)
 }
 
-fn parse_server_hello(body: &[u8]) -> Option<(ServerHello, bool)> {
-    let mut r = Rd(body);
+/// Parses a ServerHello body, which is overwritten in its first two bytes (see below).
+/// Returns the hello and whether it is a HelloRetryRequest.
+fn parse_server_hello(body: &mut [u8]) -> Option<(ServerHello, bool)> {
+    let version = body.get_mut(..2)?;
+    let legacy_version = u16::from_be_bytes([*version.first()?, *version.get(1)?]);
+    // tls-parser picks the ServerHello layout by legacy_version and refuses the versions it has
+    // no layout for (TLS 1.3 drafts other than 18, anything unknown) or reads SSLv3 without
+    // extensions. Only one thing changes the layout: drafts before 22 carry no session id and
+    // compression. So it is handed the version of the right layout and the real one is kept.
+    let draft = matches!(legacy_version, 0x7f01..=0x7f15);
+    let stand_in: u16 = if draft { 0x7f12 } else { 0x0303 };
+    version.copy_from_slice(&stand_in.to_be_bytes());
+    let (rest, random, session_id, cipher, ext) = match parse_tls_handshake_msg_server_hello(body) {
+        Ok((rest, TlsMessageHandshake::ServerHello(sh))) => {
+            (rest, sh.random, sh.session_id, sh.cipher, sh.ext)
+        }
+        Ok((rest, TlsMessageHandshake::ServerHelloV13Draft18(sh))) => {
+            (rest, sh.random, None, sh.cipher, sh.ext)
+        }
+        _ => return None,
+    };
+    // An extension block that runs past the message is malformed, not absent.
+    if ext.is_none() && !rest.is_empty() {
+        return None;
+    }
     let mut sh = ServerHello {
-        legacy_version: r.u16()?,
+        legacy_version,
+        session_id: session_id.unwrap_or_default().to_vec(),
+        cipher: cipher.0,
         ..Default::default()
     };
-    let random = r.take(32)?;
     let hrr = random == HRR_RANDOM;
-    // TLS 1.3 drafts before 22 had no session id / compression in the ServerHello.
-    let draft = matches!(sh.legacy_version, 0x7f01..=0x7f15);
-    if !draft {
-        sh.session_id = r.vec8()?.to_vec();
-    }
-    sh.cipher = r.u16()?;
-    if !draft {
-        r.u8()?; // compression
-    }
-    if r.is_empty() {
-        return Some((sh, hrr));
-    }
-    let mut exts = Rd(r.vec16()?);
+    let mut exts = ext.unwrap_or_default();
     while !exts.is_empty() {
-        let ty = exts.u16()?;
-        let data = exts.vec16()?;
+        let (ty, data, rest) = next_extension(exts)?;
+        exts = rest;
         if sh.extensions.len() < MAX_LIST {
             sh.extensions.push(ty);
         }
         match ty {
             EXT_SUPPORTED_VERSIONS => {
-                let mut d = Rd(data);
-                sh.selected_version = d.u16();
+                sh.selected_version = be_u16::<_, ()>(data).ok().map(|(_, v)| v);
             }
             EXT_ALPN => {
                 if let Some(v) = parse_alpn(data) {
@@ -1137,9 +1192,15 @@ impl TlsParser {
             }
             st.hdr_len = 0;
             st.records += 1;
-            let [ty, maj, min, l0, l1] = st.hdr;
-            let len = usize::from(u16::from_be_bytes([l0, l1]));
-            if !(CT_CCS..=CT_HEARTBEAT).contains(&ty) {
+            // Gathered across segments above, decoded here once whole; five bytes are always
+            // a header, the error arm only keeps this total.
+            let Ok((_, hdr)) = parse_tls_record_header(&st.hdr) else {
+                self.stop(d, "INVALID_SSL_RECORD", out);
+                return;
+            };
+            let [maj, min] = hdr.version.to_be_bytes();
+            let len = usize::from(hdr.len);
+            if !(CT_CCS..=CT_HEARTBEAT).contains(&hdr.record_type.0) {
                 self.stop(d, "INVALID_RECORD_TYPE", out);
                 return;
             }
@@ -1153,12 +1214,12 @@ impl TlsParser {
             }
             st.body_left = len;
             st.body_to_hs = false;
-            match ty {
-                CT_HANDSHAKE => {
+            match hdr.record_type {
+                TlsRecordType::Handshake => {
                     self.started = true;
                     st.body_to_hs = !st.hs_encrypted;
                 }
-                CT_CCS => {
+                TlsRecordType::ChangeCipherSpec => {
                     st.ccs = true;
                     // Before TLS 1.3 everything after CCS is encrypted; in 1.3 encrypted
                     // handshake messages travel as application data.
@@ -1167,15 +1228,16 @@ impl TlsParser {
                     }
                     self.check_progress(out);
                 }
-                CT_APP_DATA => {
+                TlsRecordType::ApplicationData => {
                     st.app_data = true;
                     st.hs_encrypted = true;
                     self.check_progress(out);
                 }
-                CT_HEARTBEAT => {
+                TlsRecordType::Heartbeat => {
                     Self::event(out, "HEARTBEAT_MESSAGE", d);
                 }
-                // Alerts (and anything else valid) carry nothing logged: counted, skipped.
+                // Alerts carry nothing logged, nor does a CCS body: their bodies stream past
+                // uncopied rather than being buffered for tls-parser's message parsers.
                 _ => {}
             }
         }
@@ -1230,8 +1292,8 @@ impl TlsParser {
             if st.hs_buf.len() - 4 < msg_len {
                 return;
             }
-            let msg = std::mem::take(&mut st.hs_buf);
-            self.handshake_message(d, &msg, out);
+            let mut msg = std::mem::take(&mut st.hs_buf);
+            self.handshake_message(d, &mut msg, out);
             if let Some(st) = self.dirs.get_mut(d) {
                 // Keep the allocation for the next message, unless it was a big one.
                 if st.hs_buf.is_empty() && msg.capacity() <= 4096 {
@@ -1242,11 +1304,13 @@ impl TlsParser {
         }
     }
 
-    fn handshake_message(&mut self, d: usize, msg: &[u8], out: &mut AppOutput) {
-        let ty = msg.first().copied().unwrap_or(0);
-        let body = msg.get(4..).unwrap_or_default();
+    /// Handles one whole handshake message (header included). The ServerHello parser writes
+    /// into the message, which is dropped or reused as the buffer afterwards.
+    fn handshake_message(&mut self, d: usize, msg: &mut [u8], out: &mut AppOutput) {
+        let ty = TlsHandshakeType(msg.first().copied().unwrap_or(0));
+        let body = msg.get_mut(4..).unwrap_or_default();
         match (ty, d) {
-            (HS_CLIENT_HELLO, 0) => {
+            (TlsHandshakeType::ClientHello, 0) => {
                 // A repeated ClientHello (retransmit, post-HRR) does not make a second session.
                 if self.hs.client_hello.is_some() {
                     return;
@@ -1263,7 +1327,7 @@ impl TlsParser {
                     Err(HelloError::Malformed) => Self::event(out, "INVALID_HANDSHAKE_MESSAGE", d),
                 }
             }
-            (HS_SERVER_HELLO, 1) => {
+            (TlsHandshakeType::ServerHello, 1) => {
                 let Some((sh, hrr)) = parse_server_hello(body) else {
                     Self::event(out, "INVALID_HANDSHAKE_MESSAGE", d);
                     return;
@@ -1292,10 +1356,29 @@ impl TlsParser {
                 }
                 self.check_progress(out);
             }
-            (HS_CERTIFICATE, _) => self.certificate(d, body, out),
+            (TlsHandshakeType::Certificate, _) => self.certificate(d, body, out),
             // Known handshake types carry nothing we log.
-            (0 | 3 | 4 | 5 | 6 | 8 | 12 | 13 | 14 | 15 | 16 | 20 | 21 | 22 | 23 | 24 | 25, _) => {}
-            (254, _) => {}
+            (
+                TlsHandshakeType::HelloRequest
+                | TlsHandshakeType::HelloVerifyRequest
+                | TlsHandshakeType::NewSessionTicket
+                | TlsHandshakeType::EndOfEarlyData
+                | TlsHandshakeType::HelloRetryRequest
+                | TlsHandshakeType::EncryptedExtensions
+                | TlsHandshakeType::ServerKeyExchange
+                | TlsHandshakeType::CertificateRequest
+                | TlsHandshakeType::ServerDone
+                | TlsHandshakeType::CertificateVerify
+                | TlsHandshakeType::ClientKeyExchange
+                | TlsHandshakeType::Finished
+                | TlsHandshakeType::CertificateURL
+                | TlsHandshakeType::CertificateStatus
+                | TlsHandshakeType::KeyUpdate,
+                _,
+            ) => {}
+            // supplemental_data, compressed_certificate, message_hash: known, though tls-parser
+            // names none of them.
+            (TlsHandshakeType(23 | 25 | 254), _) => {}
             _ => {
                 // Unknown type, or a hello in the wrong direction: the message layer is not
                 // trustworthy any more, so stop reading this direction's handshake.
@@ -1308,30 +1391,25 @@ impl TlsParser {
     }
 
     fn certificate(&mut self, d: usize, body: &[u8], out: &mut AppOutput) {
-        let mut r = Rd(body);
-        let Some(total) = r.u24() else {
+        let Ok((rest, TlsMessageHandshake::Certificate(certs))) =
+            parse_tls_handshake_msg_certificate(body)
+        else {
             Self::event(out, "CERTIFICATE_INVALID_LENGTH", d);
             return;
         };
-        let Some(list) = r.take(total) else {
+        // tls-parser ends the chain quietly at an entry that runs past the list: the entries
+        // read (3 length bytes each) must fill it, else the chain is cut and that is reported.
+        let list_len = body.len().saturating_sub(rest.len() + 3);
+        let read: usize = certs.cert_chain.iter().map(|c| 3 + c.data.len()).sum();
+        if read != list_len {
             Self::event(out, "CERTIFICATE_INVALID_LENGTH", d);
-            return;
-        };
-        let mut l = Rd(list);
-        let mut chain = Vec::new();
-        while !l.is_empty() {
-            let Some(n) = l.u24() else {
-                Self::event(out, "CERTIFICATE_INVALID_LENGTH", d);
-                break;
-            };
-            let Some(der) = l.take(n) else {
-                Self::event(out, "CERTIFICATE_INVALID_LENGTH", d);
-                break;
-            };
-            if chain.len() < MAX_CHAIN_CERTS {
-                chain.push(der.to_vec());
-            }
         }
+        let chain: Vec<Vec<u8>> = certs
+            .cert_chain
+            .iter()
+            .take(MAX_CHAIN_CERTS)
+            .map(|c| c.data.to_vec())
+            .collect();
         let info = match chain.first() {
             Some(first) => {
                 let info = decode_cert(first);

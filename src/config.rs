@@ -34,6 +34,9 @@ pub struct Config {
     pub anomaly: crate::anomaly::AnomalySection,
 }
 
+/// Sizes `[eve] payload_buffer_size` may take.
+pub const PAYLOAD_BUFFER_SIZES: std::ops::RangeInclusive<usize> = 1..=1 << 20;
+
 /// Active response: TCP resets, firewall blocks, a webhook; off unless enabled.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -688,7 +691,7 @@ impl Config {
         if let Some(e) = unknown_type(&self.eve.types, "eve types") {
             return Err(e);
         }
-        if self.eve.payload_buffer_size == 0 || self.eve.payload_buffer_size > 1 << 20 {
+        if !PAYLOAD_BUFFER_SIZES.contains(&self.eve.payload_buffer_size) {
             return fail(
                 "eve",
                 "payload_buffer_size",

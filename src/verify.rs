@@ -564,11 +564,11 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "outputs.eve-log.types.alert.payload-buffer-size",
         apply: |s, v| {
-            let n = size_value(v)?;
-            if n == 0 || n > 1 << 20 {
+            let n = usize::try_from(size_value(v)?).unwrap_or(usize::MAX);
+            if !crate::config::PAYLOAD_BUFFER_SIZES.contains(&n) {
                 return Err("only 1 byte to 1 MiB".into());
             }
-            s.config.eve.payload_buffer_size = n as usize;
+            s.config.eve.payload_buffer_size = n;
             Ok(())
         },
     },

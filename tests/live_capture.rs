@@ -611,27 +611,8 @@ fn scrape(pair: &VethPair, sensor: &Sensor) -> String {
 
 /// `promtool check metrics` finds nothing to say about `body`.
 fn promtool_check(body: &str) {
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (run appliance/install-deps.sh)");
-    use std::io::Write;
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let checked = promtool.wait_with_output().unwrap();
-    assert!(
-        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
-    );
+    let (ok, said) = common::promtool_check(body);
+    assert!(ok && said.is_empty(), "promtool: {said}");
 }
 
 /// SIGHUP applies a new response policy and new anomaly thresholds while capture runs, and

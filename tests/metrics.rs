@@ -1,6 +1,8 @@
 //! The `/metrics` exporter against the real tools: its text passes `promtool check metrics`,
 //! and a real Prometheus server scrapes it and sees snapshot updates arrive.
 
+mod common;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -201,39 +203,15 @@ fn scrape_has_the_values_and_passes_promtool() {
         "process metrics:\n{body}"
     );
 
-    let (ok, said) = promtool_check(&body);
+    let (ok, said) = common::promtool_check(&body);
     assert!(ok && said.trim().is_empty(), "promtool:\n{said}");
     // Control: the same check does flag a lint problem (a gauge named like a counter).
-    let (ok, said) = promtool_check("# HELP x_total h\n# TYPE x_total gauge\nx_total 1\n");
+    let (ok, said) = common::promtool_check("# HELP x_total h\n# TYPE x_total gauge\nx_total 1\n");
     assert!(
         !ok && said.contains("_total"),
         "promtool missed the control: {said}"
     );
     server.stop();
-}
-
-/// `promtool check metrics` on `text` via stdin: (exit success, what it printed).
-fn promtool_check(text: &str) -> (bool, String) {
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), said)
 }
 
 #[test]

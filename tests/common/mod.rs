@@ -283,3 +283,28 @@ pub fn free_port() -> u16 {
     }
     panic!("no free loopback port between 20000 and 32000");
 }
+
+/// `promtool check metrics` on `text` via stdin: (exit success, what it printed).
+pub fn promtool_check(text: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (run appliance/install-deps.sh)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}

@@ -773,21 +773,6 @@ fn timestamps() {
     assert_eq!(version_string(0x1234), "4660");
 }
 
-/// Client and server streams through one parser with everything logged: (records, events).
-fn run_streams(c: &[u8], s: &[u8]) -> (Vec<Value>, Vec<&'static str>) {
-    let mut p = TlsParser::new(all_on());
-    let mut out = AppOutput::default();
-    p.parse(Direction::ToServer, c, 0, &mut out);
-    p.parse(Direction::ToClient, s, 0, &mut out);
-    p.finish(0, &mut out);
-    let recs = out
-        .records
-        .iter()
-        .map(|r| r.eve_object().unwrap().1)
-        .collect();
-    (recs, out.events.iter().map(|e| e.event).collect())
-}
-
 #[test]
 fn server_hello_layout_follows_draft_not_version() {
     // tls-parser knows the layouts of SSLv3-TLS 1.2 and draft 18 only; SSLv3 with extensions
@@ -795,7 +780,7 @@ fn server_hello_layout_follows_draft_not_version() {
     let c = record(22, &hs_msg(1, &client_hello_body("v.example")));
     let mut sslv3 = server_hello_body(false);
     sslv3[..2].copy_from_slice(&[3, 0]);
-    let (recs, events) = run_streams(&c, &record(22, &hs_msg(2, &sslv3)));
+    let (recs, events, _) = run_split(&c, &record(22, &hs_msg(2, &sslv3)), &mut |n| n);
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(recs[0]["version"], "SSLv3");
     assert_eq!(recs[0]["server_alpns"], json!(["h2"]));
@@ -805,7 +790,7 @@ fn server_hello_layout_follows_draft_not_version() {
     draft20.extend_from_slice(&[5; 32]);
     draft20.extend_from_slice(b"\x13\x01");
     draft20.extend(with_len16(&ext(0x0033, &[0, 0x1d, 0, 1, 9])));
-    let (recs, events) = run_streams(&c, &record(22, &hs_msg(2, &draft20)));
+    let (recs, events, _) = run_split(&c, &record(22, &hs_msg(2, &draft20)), &mut |n| n);
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(recs[0]["version"], "TLS 1.3 draft-20");
     assert_eq!(recs[0]["ja3s"]["string"], "32532,4865,51");
@@ -825,7 +810,7 @@ fn hellos_outside_the_rfc_limits_are_malformed() {
     odd.extend_from_slice(&[0, 3, 0x13, 0x01, 0x13]);
     odd.extend_from_slice(b"\x01\x00");
     for body in [long_sid, odd] {
-        let (recs, events) = run_streams(&record(22, &hs_msg(1, &body)), b"");
+        let (recs, events, _) = run_split(&record(22, &hs_msg(1, &body)), b"", &mut |n| n);
         assert_eq!(events, ["INVALID_HANDSHAKE_MESSAGE"]);
         assert_eq!(recs.len(), 1);
         assert!(recs[0].get("sni").is_none() && recs[0].get("ja3").is_none());

@@ -14,7 +14,7 @@ pub mod interfaces;
 pub mod libpcap;
 pub mod pcap_file;
 
-pub use pcap_file::{PcapFileReader, PcapFormat, RawPacket};
+pub use pcap_file::{Chunk, PcapFileReader, PcapFormat, RawPacket};
 
 use std::time::Duration;
 

@@ -10,8 +10,11 @@
 
 use std::fs::File;
 use std::io::{self, ErrorKind, Read};
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
+
+use memmap2::{Advice, Mmap, MmapOptions};
 
 use super::CaptureError;
 
@@ -26,6 +29,9 @@ const MAX_BUFFER: usize = MAX_BLOCK_LEN as usize + 64;
 const PCAP_SNAPLEN_FLOOR: u32 = 262_144;
 /// Default read buffer: big enough that read syscalls are noise, small enough to stay cache-friendly.
 pub const DEFAULT_BUFFER_SIZE: usize = 1 << 20;
+/// Window of a mapped file: mappings are few, and the windows batches still hold (resident
+/// pages count in RSS) stay a few MiB.
+const MAP_WINDOW: usize = 4 << 20;
 
 const PCAP_HEADER_LEN: usize = 24;
 const NG_SHB: u32 = 0x0A0D_0D0A;
@@ -47,7 +53,7 @@ pub struct RawPacket<'a> {
     /// The read chunk `data` lies in, at `chunk_offset`: a consumer may keep a clone of it to
     /// refer to the packet later without copying it. The reader never writes into a chunk
     /// that is shared this way.
-    pub chunk: &'a Arc<Vec<u8>>,
+    pub chunk: &'a Arc<Chunk>,
     pub chunk_offset: usize,
     /// Length on the wire (never less than `data.len()`).
     pub orig_len: u32,
@@ -164,17 +170,58 @@ struct Meta {
     file_offset: u64,
 }
 
+/// Bytes of a capture file that handed-out packets refer to.
+#[derive(Debug)]
+pub enum Chunk {
+    /// Read with read(2) into memory of our own.
+    Read(Vec<u8>),
+    /// A window of the file, mapped read-only: the page cache's bytes without a copy.
+    Mapped(Mmap),
+}
+
+impl Deref for Chunk {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            Chunk::Read(bytes) => bytes,
+            Chunk::Mapped(map) => map,
+        }
+    }
+}
+
+/// Chunks are equal when their bytes are, however they were read.
+impl PartialEq for Chunk {
+    fn eq(&self, other: &Chunk) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Chunk {}
+
+/// A regular file read through windows mapped in turn.
+struct MappedFile {
+    file: File,
+    /// The length when opened: what is replayed, even if the file grows meanwhile.
+    len: u64,
+    window: usize,
+}
+
 /// A large read buffer: records are parsed in place, so each byte is copied
 /// once (kernel to buffer) plus at most once more when a partial record is
-/// moved to the front before a refill.
+/// moved to the front before a refill. A mapped file is not copied at all.
 struct Chunked<R> {
-    reader: R,
+    /// `None` for a mapped file.
+    reader: Option<R>,
+    /// Set for a mapped file: windows replace reads and `reader` is not used.
+    mapped: Option<MappedFile>,
     /// Always fully initialised; `len()` is the usable capacity. While no one else holds it,
     /// it is refilled in place; once shared (see `RawPacket::chunk`) it is frozen and new bytes
     /// go into a fresh chunk.
-    buf: Arc<Vec<u8>>,
+    buf: Arc<Chunk>,
     /// Retired chunks, reused once nobody holds them any more.
-    spare: Vec<Arc<Vec<u8>>>,
+    spare: Vec<Arc<Chunk>>,
     start: usize,
     end: usize,
     /// File offset of `buf[0]`.
@@ -213,11 +260,14 @@ impl<R: Read> Chunked<R> {
 
     #[cold]
     fn fill_slow(&mut self, need: usize) -> io::Result<usize> {
+        if self.mapped.is_some() {
+            return self.map_next_window(need);
+        }
         while self.end - self.start < need && !self.eof {
             if Arc::get_mut(&mut self.buf).is_none() {
                 self.move_to_fresh_chunk(need);
             }
-            let Some(buf) = Arc::get_mut(&mut self.buf) else {
+            let Some(Chunk::Read(buf)) = Arc::get_mut(&mut self.buf) else {
                 return Err(io::Error::other(
                     "read chunk still shared after replacing it",
                 ));
@@ -237,7 +287,10 @@ impl<R: Read> Chunked<R> {
                     buf.resize(new_len, 0);
                 }
             }
-            match self.reader.read(&mut buf[self.end..]) {
+            let Some(reader) = self.reader.as_mut() else {
+                return Err(io::Error::other("capture source has no reader"));
+            };
+            match reader.read(&mut buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -247,13 +300,44 @@ impl<R: Read> Chunked<R> {
         Ok(self.end - self.start)
     }
 
+    /// Maps the window that starts at the first unconsumed byte and holds at least `need`
+    /// bytes, or the rest of the file when less is left.
+    fn map_next_window(&mut self, need: usize) -> io::Result<usize> {
+        let Some(mapped) = &self.mapped else {
+            return Ok(self.end - self.start);
+        };
+        let at = self.offset();
+        let left = mapped.len.saturating_sub(at);
+        if self.eof || (self.end - self.start) as u64 >= left {
+            self.eof = true;
+            return Ok(self.end - self.start);
+        }
+        let len = usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .min(mapped.window.max(need));
+        // SAFETY: a read-only mapping of a file opened for reading, inside the length it had
+        // when opened. Its bytes are only read through `Chunk`. Were the file truncated while
+        // it is replayed, reading the lost pages would raise SIGBUS; capture files are written
+        // once and replayed afterwards (a growing file is fine: only the opened length is read).
+        let map = unsafe { MmapOptions::new().offset(at).len(len).map(&mapped.file)? };
+        // Only a hint for read-ahead; failing changes nothing.
+        let _ = map.advise(Advice::Sequential);
+        self.buf = Arc::new(Chunk::Mapped(map));
+        self.base = at;
+        self.start = 0;
+        self.end = len;
+        self.eof = len as u64 == left;
+        Ok(len)
+    }
+
     /// The current chunk is shared: carry its unconsumed tail over into a chunk nobody holds.
     fn move_to_fresh_chunk(&mut self, need: usize) {
         let tail = self.end - self.start;
         let want = self.buf.len().max(need).max(tail);
         let reusable = self.spare.iter().position(|c| Arc::strong_count(c) == 1);
         let mut bytes = match reusable.map(|i| Arc::try_unwrap(self.spare.swap_remove(i))) {
-            Some(Ok(bytes)) => bytes,
+            Some(Ok(Chunk::Read(bytes))) => bytes,
+            Some(Ok(Chunk::Mapped(_))) => Vec::new(),
             Some(Err(still_shared)) => {
                 self.spare.push(still_shared);
                 Vec::new()
@@ -264,7 +348,7 @@ impl<R: Read> Chunked<R> {
             bytes.resize(want, 0);
         }
         bytes[..tail].copy_from_slice(&self.buf[self.start..self.end]);
-        let fresh = Arc::new(bytes);
+        let fresh = Arc::new(Chunk::Read(bytes));
         let old = std::mem::replace(&mut self.buf, fresh);
         if self.spare.len() < MAX_SPARE_CHUNKS {
             self.spare.push(old);
@@ -306,11 +390,36 @@ impl PcapFileReader<File> {
             path: name.clone(),
             source,
         })?;
-        // A small file gets a chunk its size: read chunks stay alive while batches refer to
-        // them, and a run over many small captures should not hold a full chunk for each.
-        let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        let meta = file.metadata().ok();
+        if let Some(meta) = meta.as_ref().filter(|m| m.is_file() && m.len() > 0) {
+            let mapped = MappedFile {
+                file,
+                len: meta.len(),
+                window: MAP_WINDOW,
+            };
+            return Self::with_source(None, Some(mapped), &name, 0);
+        }
+        // Pipes, devices and the like are read. A small one gets a chunk its size: read chunks
+        // stay alive while batches refer to them, and a run over many small captures should
+        // not hold a full chunk for each.
+        let len = meta.map(|m| m.len()).unwrap_or(u64::MAX);
         let buffer = usize::try_from(len.saturating_add(64)).unwrap_or(DEFAULT_BUFFER_SIZE);
         Self::with_buffer_size(file, &name, buffer.clamp(4096, DEFAULT_BUFFER_SIZE))
+    }
+
+    /// As [`Self::open`], mapping windows of `window` bytes (tests use small ones to cross
+    /// window ends often).
+    #[cfg(test)]
+    fn open_mapped(path: &Path, window: usize) -> Result<Self, CaptureError> {
+        let name = path.display().to_string();
+        let io_err = |source| CaptureError::Io {
+            path: name.clone(),
+            source,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        let mapped = MappedFile { file, len, window };
+        Self::with_source(None, Some(mapped), &name, 0)
     }
 }
 
@@ -327,10 +436,26 @@ impl<R: Read> PcapFileReader<R> {
         name: &str,
         buffer_size: usize,
     ) -> Result<Self, CaptureError> {
+        Self::with_source(Some(reader), None, name, buffer_size)
+    }
+
+    /// Reads from `reader`, or from `mapped` (then `reader` is `None`).
+    fn with_source(
+        reader: Option<R>,
+        mapped: Option<MappedFile>,
+        name: &str,
+        buffer_size: usize,
+    ) -> Result<Self, CaptureError> {
+        let buf = if mapped.is_some() {
+            Chunk::Read(Vec::new())
+        } else {
+            Chunk::Read(vec![0; buffer_size.clamp(1, MAX_BUFFER)])
+        };
         let mut me = PcapFileReader {
             src: Chunked {
                 reader,
-                buf: Arc::new(vec![0; buffer_size.clamp(1, MAX_BUFFER)]),
+                mapped,
+                buf: Arc::new(buf),
                 spare: Vec::new(),
                 start: 0,
                 end: 0,
@@ -849,6 +974,24 @@ mod tests {
                     "buf {buf} chunk {chunk}"
                 );
             }
+        }
+        // A file on disk is mapped: windows so small that records cross their ends all the
+        // time must read the same, damage included.
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        io::Write::write_all(&mut file, bytes).expect("write temp file");
+        let path = file.path();
+        let as_mem = |got: &Result<(Vec<Pkt>, Result<(), CaptureError>), CaptureError>| {
+            format!("{got:?}").replace(&path.display().to_string(), "mem")
+        };
+        let mapped = PcapFileReader::open(path).map(|mut r| read_all_with(&mut r));
+        assert_eq!(as_mem(&mapped), format!("{reference:?}"), "mapped");
+        for window in [1, 7, 64, 4096] {
+            let got = PcapFileReader::open_mapped(path, window).map(|mut r| read_all_with(&mut r));
+            assert_eq!(
+                as_mem(&got),
+                format!("{reference:?}"),
+                "mapped, window {window}"
+            );
         }
         reference
     }

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use vigil_parsers::DecodedPacket;
 
+use crate::capture::Chunk;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlotKind {
     /// A flow-bound packet (its bytes are in the batch's data).
@@ -45,7 +47,7 @@ pub struct Batch {
     /// Bytes copied into the batch (reassembled datagrams, sources without shared chunks).
     pub data: Vec<u8>,
     /// Capture read chunks the slots point into; held until the batch is cleared.
-    pub chunks: Vec<Arc<Vec<u8>>>,
+    pub chunks: Vec<Arc<Chunk>>,
     pub slots: Vec<Slot>,
 }
 
@@ -78,7 +80,7 @@ impl Batch {
 #[derive(Debug, Clone, Copy)]
 pub enum FrameBytes<'a> {
     /// Inside a shared read chunk at this offset: the batch keeps the chunk, no copy.
-    Shared(&'a Arc<Vec<u8>>, usize),
+    Shared(&'a Arc<Chunk>, usize),
     /// Only borrowed: copied into the batch.
     Borrowed,
 }

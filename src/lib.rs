@@ -10,6 +10,7 @@ pub mod flow;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
+pub mod published;
 pub mod replay;
 pub mod response;
 pub mod stats;

@@ -102,7 +102,7 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
             events: events_tx.clone(),
             response: policy
                 .as_ref()
-                .map(|p| p.view())
+                .map(|p| p.reader())
                 .zip(responder.as_ref().map(|r| r.requests())),
         };
         Some(
@@ -138,7 +138,7 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         let mut worker = Worker::new(worker_cfg.clone(), detect, events_tx.clone());
         if let (Some(responder), Some(policy)) = (&responder, &policy) {
             worker.set_response(Some(crate::response::tap::ResponseTap::new(
-                policy.view(),
+                policy.reader(),
                 responder.requests(),
             )));
         }

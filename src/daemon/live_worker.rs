@@ -7,6 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use vigil_signatures::RuleSet;
+
 use crate::capture::{LiveError, LiveSource, SourceCounters};
 use crate::detect::WorkerDetect;
 use crate::pipeline::{
@@ -224,7 +226,7 @@ impl LiveWorker {
             .collect();
         let started = Instant::now();
         let mut last_packet: Option<Instant> = None;
-        let mut generation = control.rules_generation.load(Ordering::Acquire);
+        let mut rules = control.rules.reader();
         let mut next_publish = Instant::now();
         // With several interfaces, each wait is shorter so none is starved; with peers, the
         // inbox must not wait behind a quiet socket.
@@ -239,10 +241,8 @@ impl LiveWorker {
             if control.stop.load(Ordering::Acquire) {
                 break;
             }
-            let current = control.rules_generation.load(Ordering::Acquire);
-            if current != generation {
-                generation = current;
-                swap_rules(index, &control, &mut dispatcher);
+            if let Some(new) = rules.changed() {
+                swap_rules(index, new.as_ref().clone(), &mut dispatcher);
             }
             let mut received = 0;
             for slot in &mut slots {
@@ -387,8 +387,7 @@ fn source_statuses(slots: &mut [Slot]) -> Vec<SourceStatus> {
 
 /// Takes the ruleset the daemon published. Pending packets are handled with the old rules
 /// first, so each packet sees exactly one ruleset.
-fn swap_rules(worker: usize, control: &Control, dispatcher: &mut Dispatcher<LiveSink>) {
-    let rules = control.rules.lock().ok().and_then(|r| r.clone());
+fn swap_rules(worker: usize, rules: Option<Arc<RuleSet>>, dispatcher: &mut Dispatcher<LiveSink>) {
     let detect = match rules {
         Some(rules) => match WorkerDetect::new(rules) {
             Ok(d) => Some(d),

@@ -10,7 +10,7 @@ pub mod privileges;
 pub mod sources;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,6 +24,7 @@ use crate::detect::WorkerDetect;
 use crate::output::eve::{EveEvent, EveFormat};
 use crate::output::{EveFileWriter, OutputCounters, OutputError, OutputReport};
 use crate::pipeline::{Dispatcher, Worker, WorkerConfig};
+use crate::published::Published;
 use crate::stats::{CaptureCounts, RunStats};
 use live_worker::{LiveSink, LiveWorker, Peers, WorkerStatus};
 
@@ -31,9 +32,8 @@ use live_worker::{LiveSink, LiveWorker, Peers, WorkerStatus};
 /// packet.
 pub struct Control {
     pub stop: AtomicBool,
-    /// Bumped when `rules` holds a new ruleset for the workers to take.
-    pub rules_generation: AtomicU64,
-    pub rules: Mutex<Option<Arc<RuleSet>>>,
+    /// The ruleset the workers take when a reload publishes a new one.
+    pub rules: Arc<Published<Option<Arc<RuleSet>>>>,
 }
 
 pub struct DaemonOptions {
@@ -228,8 +228,7 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
 
     let control = Arc::new(Control {
         stop: AtomicBool::new(false),
-        rules_generation: AtomicU64::new(0),
-        rules: Mutex::new(rules.clone()),
+        rules: Published::new(rules.clone()),
     });
     let (events_tx, events_rx) = bounded::<Vec<EveEvent>>(workers * 256);
     let output = thread::Builder::new()
@@ -251,7 +250,7 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
             events: events_tx.clone(),
             response: policy
                 .as_ref()
-                .map(|p| p.view())
+                .map(|p| p.reader())
                 .zip(responder.as_ref().map(|r| r.requests())),
         };
         Some(
@@ -284,7 +283,7 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         let mut worker = Worker::new(worker_cfg.clone(), detect, events_tx.clone());
         if let (Some(responder), Some(policy)) = (&responder, &policy) {
             worker.set_response(Some(crate::response::tap::ResponseTap::new(
-                policy.view(),
+                policy.reader(),
                 responder.requests(),
             )));
         }
@@ -585,10 +584,7 @@ fn reload(
             return;
         }
     };
-    if let Ok(mut slot) = control.rules.lock() {
-        *slot = rules;
-    }
-    control.rules_generation.fetch_add(1, Ordering::AcqRel);
+    control.rules.replace(rules);
     *status = trial;
     status.last_reload_ok = true;
     config.rules = candidate.rules.clone();

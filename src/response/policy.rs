@@ -5,8 +5,6 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -330,63 +328,9 @@ pub struct Policy {
 }
 
 /// The policy in force, replaced by a reload (SIGHUP) while workers use it.
-#[derive(Debug)]
-pub struct SharedPolicy {
-    generation: AtomicU64,
-    current: Mutex<Arc<Policy>>,
-}
-
-impl SharedPolicy {
-    pub fn new(policy: Policy) -> Arc<SharedPolicy> {
-        Arc::new(SharedPolicy {
-            generation: AtomicU64::new(0),
-            current: Mutex::new(Arc::new(policy)),
-        })
-    }
-
-    /// Readers take it at their next alert.
-    pub fn replace(&self, policy: Policy) {
-        if let Ok(mut current) = self.current.lock() {
-            *current = Arc::new(policy);
-        }
-        self.generation.fetch_add(1, Ordering::AcqRel);
-    }
-
-    pub fn view(self: &Arc<Self>) -> PolicyView {
-        let policy = self.load();
-        PolicyView {
-            shared: Arc::clone(self),
-            seen: self.generation.load(Ordering::Acquire),
-            policy,
-        }
-    }
-
-    fn load(&self) -> Arc<Policy> {
-        match self.current.lock() {
-            Ok(current) => Arc::clone(&current),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-}
-
+pub type SharedPolicy = crate::published::Published<Policy>;
 /// One reader's copy of the policy: an atomic load per alert, the lock only after a reload.
-#[derive(Debug)]
-pub struct PolicyView {
-    shared: Arc<SharedPolicy>,
-    seen: u64,
-    policy: Arc<Policy>,
-}
-
-impl PolicyView {
-    pub fn current(&mut self) -> &Policy {
-        let generation = self.shared.generation.load(Ordering::Acquire);
-        if generation != self.seen {
-            self.seen = generation;
-            self.policy = self.shared.load();
-        }
-        &self.policy
-    }
-}
+pub type PolicyView = crate::published::Reader<Policy>;
 
 impl Policy {
     /// Rule actions on a passive sensor: `reject`/`rejectsrc` reset the alert's source (the
@@ -456,7 +400,7 @@ mod tests {
             rules: Vec::new(),
             drop_block_for: Duration::ZERO,
         });
-        let mut view = shared.view();
+        let mut view = shared.reader();
         let alert = facts(Action::Alert, Some("trojan-activity"), 1);
         assert!(view.current().decide(&alert).is_none());
         let rule: PolicyRule = toml::from_str(

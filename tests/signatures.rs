@@ -429,3 +429,227 @@ fn rule_counts_equal_alert_events_and_alerts_carry_their_packet() {
     assert!(checked > 0, "some alerts came from packets");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Hand-built TCP conversations: Ethernet/IPv4/TCP frames with correct checksums.
+mod tcp_conv {
+    use std::net::Ipv4Addr;
+
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    pub const SYN: u8 = 0x02;
+    pub const ACK: u8 = 0x10;
+    pub const PSH_ACK: u8 = 0x18;
+    pub const FIN_ACK: u8 = 0x11;
+
+    fn sum16(data: &[u8], mut acc: u32) -> u32 {
+        for c in data.chunks(2) {
+            acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+        acc
+    }
+
+    fn fold(mut acc: u32) -> u16 {
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        !(acc as u16)
+    }
+
+    /// One conversation between 10.0.0.1:40000 and 10.0.0.2:`port`, tracking both sides'
+    /// sequence numbers.
+    pub struct Conv {
+        port: u16,
+        seq: [u32; 2],
+        ts_ns: u64,
+        pub frames: Vec<(u64, Vec<u8>)>,
+    }
+
+    impl Conv {
+        /// A conversation after its three-way handshake.
+        pub fn open(port: u16) -> Conv {
+            let mut c = Conv {
+                port,
+                seq: [1000, 5000],
+                ts_ns: 1_700_000_000_000_000_000,
+                frames: Vec::new(),
+            };
+            c.send(true, SYN, b"");
+            c.seq[0] += 1;
+            c.send(false, SYN | ACK, b"");
+            c.seq[1] += 1;
+            c.send(true, ACK, b"");
+            c
+        }
+
+        /// A segment from the client (`to_server`) or the server, acknowledging all the other
+        /// side sent.
+        pub fn send(&mut self, to_server: bool, flags: u8, payload: &[u8]) {
+            let (me, peer) = if to_server { (0, 1) } else { (1, 0) };
+            let (src, dst, sport, dport) = if to_server {
+                (CLIENT, SERVER, 40000, self.port)
+            } else {
+                (SERVER, CLIENT, self.port, 40000)
+            };
+            let mut tcp = Vec::with_capacity(20 + payload.len());
+            tcp.extend_from_slice(&sport.to_be_bytes());
+            tcp.extend_from_slice(&dport.to_be_bytes());
+            tcp.extend_from_slice(&self.seq[me].to_be_bytes());
+            let ack = if flags & ACK != 0 { self.seq[peer] } else { 0 };
+            tcp.extend_from_slice(&ack.to_be_bytes());
+            tcp.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+            tcp.extend_from_slice(payload);
+            let mut pseudo = Vec::new();
+            pseudo.extend_from_slice(&src.octets());
+            pseudo.extend_from_slice(&dst.octets());
+            pseudo.extend_from_slice(&[0, 6]);
+            pseudo.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+            let ck = fold(sum16(&tcp, sum16(&pseudo, 0)));
+            tcp[16..18].copy_from_slice(&ck.to_be_bytes());
+            let mut ip = vec![0x45, 0];
+            ip.extend_from_slice(&((20 + tcp.len()) as u16).to_be_bytes());
+            ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]);
+            ip.extend_from_slice(&src.octets());
+            ip.extend_from_slice(&dst.octets());
+            let ck = fold(sum16(&ip, 0));
+            ip[10..12].copy_from_slice(&ck.to_be_bytes());
+            let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+            if !to_server {
+                frame[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
+            }
+            frame.extend_from_slice(&ip);
+            frame.extend_from_slice(&tcp);
+            self.frames.push((self.ts_ns, frame));
+            self.ts_ns += 1_000_000;
+            self.seq[me] = self.seq[me].wrapping_add(payload.len() as u32);
+        }
+
+        /// Data from one side, then the other side's acknowledgement.
+        pub fn data(&mut self, to_server: bool, payload: &[u8]) {
+            self.send(to_server, PSH_ACK, payload);
+            self.send(!to_server, ACK, b"");
+        }
+
+        /// FIN from both sides, each acknowledged.
+        pub fn close(&mut self) {
+            self.send(true, FIN_ACK, b"");
+            self.seq[0] += 1;
+            self.send(false, FIN_ACK, b"");
+            self.seq[1] += 1;
+            self.send(true, ACK, b"");
+        }
+    }
+}
+
+fn replay_frames(name: &str, frames: &[(u64, Vec<u8>)], rules: &str) -> common::Run {
+    let dir = temp_dir(name);
+    let pcap = dir.join("conv.pcap");
+    vigil_pcapgen::write_pcap(
+        frames,
+        &vigil_pcapgen::PcapOptions::default(),
+        std::fs::File::create(&pcap).unwrap(),
+    )
+    .unwrap();
+    let rules_file = dir.join("test.rules");
+    std::fs::write(&rules_file, rules).unwrap();
+    let config = dir.join("vigil.toml");
+    std::fs::write(&config, "[eve]\npayload_printable = true\n").unwrap();
+    let run = common::replay(
+        &[&pcap],
+        1,
+        &[
+            "-S",
+            rules_file.to_str().unwrap(),
+            "--no-rules-cache",
+            "-c",
+            config.to_str().unwrap(),
+        ],
+        &dir.join("out"),
+    );
+    common::assert_no_crash(&run.status, &run.stderr);
+    assert!(run.status.success(), "{}", run.stderr);
+    common::assert_schema_valid(&run.events);
+    run
+}
+
+/// Payload rules on TCP see the reassembled stream: a content split over two segments
+/// matches (once, on the segment completing it), `tcp-pkt` rules see single packets and
+/// `tcp-stream` rules only the stream; bytes matched on a packet are not matched again
+/// when later segments are inspected with them.
+#[test]
+fn payload_rules_match_content_across_segments() {
+    let rules = r#"
+alert tcp any any -> any any (msg:"split"; flow:established,to_server; content:"EVIL"; sid:1;)
+alert tcp-pkt any any -> any any (msg:"split, packets only"; content:"EVIL"; sid:2;)
+alert tcp-stream any any -> any any (msg:"split, stream only"; content:"EVIL"; sid:3;)
+alert tcp any any -> any any (msg:"in one packet"; content:"head"; sid:4;)
+alert tcp-stream any any -> any any (msg:"in one packet, stream only"; content:"head"; sid:5;)
+alert tcp any any -> any any (msg:"relative across"; content:"head"; depth:4; content:"tail"; fast_pattern; distance:0; sid:6;)
+alert tcp any any -> any any (msg:"depth counts from the stream start"; content:"EV"; depth:4; content:"IL"; distance:0; sid:7;)
+alert tcp any any -> any any (msg:"dsize is about packets"; dsize:>2; content:"EVIL"; sid:8;)
+"#;
+    let mut c = tcp_conv::Conv::open(7777);
+    c.data(true, b"head-of-EV");
+    c.data(true, b"IL-and-the-tail");
+    c.data(false, b"reply");
+    c.data(true, b"more bytes, nothing to see");
+    c.close();
+    let run = replay_frames("split", &c.frames, rules);
+    let by_sid = alerts_by_sid(&run.events);
+    let expect: BTreeMap<u64, usize> = [(1, 1), (3, 1), (4, 1), (5, 1), (6, 1)]
+        .into_iter()
+        .collect();
+    assert_eq!(by_sid, expect, "{}", run.stderr);
+    for a in run.of_type("alert") {
+        let sid = a["alert"]["signature_id"].as_u64().unwrap();
+        // The first segment's packet, or the second's for what needs both.
+        let pcap_cnt = a["pcap_cnt"].as_u64().unwrap();
+        let (want_cnt, stream, printable) = match sid {
+            4 => (4, 0, "head-of-EV"),
+            5 => (4, 1, "head-of-EV"),
+            _ => (6, 1, "head-of-EVIL-and-the-tail"),
+        };
+        assert_eq!(pcap_cnt, want_cnt, "{a}");
+        assert_eq!(a["stream"].as_u64(), Some(stream), "{a}");
+        assert_eq!(a["payload_printable"].as_str(), Some(printable), "{a}");
+    }
+}
+
+/// An ET Open-style rule mixing payload content with HTTP buffers: its payload part matches
+/// the request's raw stream (here across the segment boundary between head and body), its
+/// buffers the transaction; the next transaction on the connection starts a new raw window.
+#[test]
+fn mixed_payload_and_http_rule_matches_the_request_stream() {
+    let rules = r#"
+alert http any any -> any any (msg:"ET-style command POST"; flow:established,to_server; content:"|0d 0a 0d 0a|command="; fast_pattern; http.method; content:"POST"; nocase; http.request_body; content:"command="; depth:8; classtype:trojan-activity; sid:10; rev:1;)
+alert http any any -> any any (msg:"payload absent"; flow:established,to_server; content:"|0d 0a 0d 0a|nothing="; http.method; content:"POST"; sid:11;)
+alert http any any -> any any (msg:"payload at the stream start only"; flow:established,to_server; content:"POST /"; depth:6; http.uri; content:".php"; sid:12;)
+"#;
+    let mut c = tcp_conv::Conv::open(80);
+    let body = b"command=whoami&x=1";
+    let head = format!(
+        "POST /panel/gate.php HTTP/1.1\r\nHost: c2.example\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // Head and body in separate segments: "\r\n\r\ncommand=" spans them.
+    c.data(true, head.as_bytes());
+    c.data(true, body);
+    c.data(false, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let body2 = b"status=idle&x=2";
+    let head2 = format!(
+        "POST /panel/gate.php HTTP/1.1\r\nHost: c2.example\r\nContent-Length: {}\r\n\r\n",
+        body2.len()
+    );
+    c.data(true, head2.as_bytes());
+    c.data(true, body2);
+    c.data(false, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    c.close();
+    let run = replay_frames("mixed", &c.frames, rules);
+    assert_eq!(run.of_type("http").len(), 2, "{}", run.stderr);
+    let by_sid = alerts_by_sid(&run.events);
+    let expect: BTreeMap<u64, usize> = [(10, 1), (12, 1)].into_iter().collect();
+    assert_eq!(by_sid, expect, "{}", run.stderr);
+    for a in run.of_type("alert") {
+        assert_eq!(a["http"]["url"], "/panel/gate.php", "{a}");
+        assert_eq!(a["tx_id"], 0, "{a}");
+    }
+}

@@ -175,6 +175,11 @@ struct HalfStream {
     retained: Vec<u8>,
     retained_start: usize,
     retained_offset: u64,
+    /// Highest offset the peer acknowledged (at most `next`).
+    acked: u64,
+    /// Stream inspection still needs the retained bytes from this offset on, acknowledged or
+    /// not; `None` while nothing inspects the raw stream (then acknowledged bytes go at once).
+    raw_keep_from: Option<u64>,
 }
 
 impl HalfStream {
@@ -228,11 +233,22 @@ impl HalfStream {
 
     /// The peer acknowledged up to `acked`: those bytes will not be retransmitted.
     fn release_acked(&mut self, mem: &mut StreamMemory, acked: u64) {
+        self.acked = self.acked.max(acked);
+        self.release_below(mem, self.release_point());
+    }
+
+    /// Retained bytes before this offset are needed neither for retransmissions nor for
+    /// stream inspection.
+    fn release_point(&self) -> u64 {
+        self.acked.min(self.raw_keep_from.unwrap_or(u64::MAX))
+    }
+
+    fn release_below(&mut self, mem: &mut StreamMemory, upto: u64) {
         let len = self.retained_len();
-        if len == 0 || acked <= self.retained_offset {
+        if len == 0 || upto <= self.retained_offset {
             return;
         }
-        let drop = (acked - self.retained_offset).min(len as u64) as usize;
+        let drop = (upto - self.retained_offset).min(len as u64) as usize;
         self.retained_start += drop;
         self.retained_offset += drop as u64;
         mem.used -= drop;
@@ -252,7 +268,9 @@ impl HalfStream {
         if self.retained_len() == 0 {
             return false;
         }
-        let start = offset.max(self.retained_offset);
+        // Bytes kept only for stream inspection were acknowledged: a copy of them is not
+        // compared (as before they were kept).
+        let start = offset.max(self.retained_offset).max(self.acked);
         let end = (offset + data.len() as u64).min(self.next);
         if start >= end {
             return false;
@@ -291,6 +309,23 @@ impl TcpReassembler {
     /// Bytes handed on in `dir` so far (including bytes skipped over gaps).
     pub fn offset(&self, dir: Direction) -> u64 {
         self.halves[idx(dir)].next
+    }
+
+    /// The latest in-order bytes of `dir` still held, ending at [`offset`](Self::offset), with
+    /// the stream offset of the first: the raw stream that stream inspection sees. They are the
+    /// bytes kept to check retransmissions, so this is no second copy; how far back they reach
+    /// is bounded by `max_retained_per_direction` and the memcap, and starts over after a gap.
+    pub fn raw(&self, dir: Direction) -> (u64, &[u8]) {
+        let h = &self.halves[idx(dir)];
+        (h.retained_offset, &h.retained[h.retained_start..])
+    }
+
+    /// Stream inspection needs `dir`'s bytes from offset `from` on: they stay after their
+    /// acknowledgement (within the retention bounds), and earlier ones go.
+    pub fn keep_raw_from(&mut self, mem: &mut StreamMemory, dir: Direction, from: u64) {
+        let h = &mut self.halves[idx(dir)];
+        h.raw_keep_from = Some(from);
+        h.release_below(mem, h.release_point());
     }
 
     /// Takes one segment of `dir`. `payload` is the segment's data as captured.

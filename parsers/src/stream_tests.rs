@@ -421,3 +421,27 @@ fn retention_is_bounded_without_acknowledgements() {
     }
     assert_eq!(c.ts().len(), 1500);
 }
+
+#[test]
+fn stream_inspection_keeps_acknowledged_bytes_it_still_needs() {
+    let mut c = Conn::new(StreamConfig::default());
+    c.handshake();
+    c.client(0, b"0123456789");
+    c.r.keep_raw_from(&mut c.mem, Direction::ToServer, 4);
+    c.client(10, b"abc");
+    c.seg(Direction::ToClient, SISN + 1, CISN + 1 + 13, TCP_ACK, b"");
+    // Acknowledged, but inspection wants offset 4 on: kept, and charged.
+    assert_eq!(c.r.raw(Direction::ToServer), (4, &b"456789abc"[..]));
+    assert_eq!(c.mem.used, 9);
+    // Acknowledged bytes it keeps are not compared with retransmissions (as before).
+    c.client(5, b"xx");
+    assert!(c.sink.events.is_empty());
+    // Moving the point on releases what is acknowledged behind it.
+    c.r.keep_raw_from(&mut c.mem, Direction::ToServer, 11);
+    assert_eq!(c.r.raw(Direction::ToServer), (11, &b"bc"[..]));
+    assert_eq!(c.mem.used, 2);
+    // A gap starts the raw stream over after it.
+    c.seg(Direction::ToClient, SISN + 1, CISN + 1 + 20, TCP_ACK, b"");
+    c.client(20, b"zz");
+    assert_eq!(c.r.raw(Direction::ToServer), (20, &b"zz"[..]));
+}

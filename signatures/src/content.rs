@@ -92,7 +92,22 @@ impl Content {
     /// match (`prev_end`, for relative contents). Suricata counts `depth` from `offset` and
     /// `within` from `distance`.
     pub fn window(&self, buf_len: usize, prev_end: usize, vars: &[u64]) -> Option<(usize, usize)> {
+        self.window_at(buf_len, prev_end, vars, 0)
+    }
+
+    /// As [`window`](Self::window) for a buffer that is a piece of a stream starting at stream
+    /// offset `base`: `offset` and `depth` then count from the stream's start, as in Suricata's
+    /// stream inspection, so `depth:4` only matches the stream's first bytes, whatever piece of
+    /// it is inspected.
+    pub fn window_at(
+        &self,
+        buf_len: usize,
+        prev_end: usize,
+        vars: &[u64],
+        base: u64,
+    ) -> Option<(usize, usize)> {
         let len = buf_len as i64;
+        let base = i64::try_from(base).unwrap_or(i64::MAX);
         let (start, end) = if self.is_relative() {
             let distance = self.distance.map_or(0, |d| d.get(vars));
             let start = prev_end as i64 + distance;
@@ -104,10 +119,13 @@ impl Content {
         } else {
             let offset = self.offset.map_or(0, |o| o.get(vars));
             let end = match self.depth {
-                Some(d) => (offset + d.get(vars)).min(len),
+                Some(d) => offset
+                    .saturating_add(d.get(vars))
+                    .saturating_sub(base)
+                    .min(len),
                 None => len,
             };
-            (offset.max(0), end)
+            (offset.saturating_sub(base).max(0), end)
         };
         if start > len || end < start {
             return None;

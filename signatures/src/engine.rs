@@ -18,8 +18,9 @@ use crate::address::Vars;
 use crate::buffer::{Buffer, BufferProto, Side};
 use crate::cache::{hash_key, DbCache};
 use crate::classification::Classifications;
+use crate::content::MAX_PREFILTER_LEN;
 use crate::groups::{Class, GroupMap};
-use crate::inspect::{inspect, InspectScratch};
+use crate::inspect::{inspect, inspect_stream, InspectScratch};
 use crate::iponly::{IpOnlyIndex, PortIndex};
 use crate::parse::{parse_rule, rule_lines};
 use crate::prefilter::{PatternSet, PatternSetBuilder, PrefilterError, Scratch};
@@ -130,6 +131,8 @@ pub struct RuleSet {
     ip_only: IpOnlyIndex,
     ip_only_bidirectional: bool,
     tx: HashMap<BufferProto, TxGroup>,
+    /// (protocol, side) of transaction rules with payload matches on the raw stream.
+    stream_tx_sides: Vec<(BufferProto, Side)>,
     thresholds: Mutex<ThresholdState>,
     flow_names: usize,
     max_var_slots: usize,
@@ -141,6 +144,20 @@ pub struct Hit {
     pub sig: u32,
     /// The transaction side the rule inspected (`None` for packet rules).
     pub side: Option<Side>,
+    /// A packet rule matched the reassembled stream rather than the packet alone.
+    pub stream: bool,
+}
+
+/// The reassembled in-order bytes of a packet's direction that end with what the packet added
+/// to the stream, for stream inspection of payload rules.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamWindow<'a> {
+    pub bytes: &'a [u8],
+    /// Stream offset of `bytes[0]` (0 = the first byte after the SYN).
+    pub base: u64,
+    /// Where the bytes this packet added begin in `bytes`; earlier bytes were inspected with
+    /// earlier packets and are kept so that matches can span segments.
+    pub new_from: usize,
 }
 
 /// Per-flow rule state: flowbits and flowints.
@@ -202,8 +219,14 @@ pub struct Endpoints {
 pub trait TxBuffers {
     /// Calls `f` with each instance of `buffer` on `side` (most buffers have one; DNS queries
     /// and certificates may have several) until `f` returns true; returns whether it did.
+    /// `Buffer::Packet` is the raw stream of `side` covering the transaction.
     fn each(&mut self, buffer: Buffer, side: Side, f: &mut dyn FnMut(&[u8]) -> bool) -> bool;
     fn has_side(&self, side: Side) -> bool;
+    /// Stream offset of the first byte `each(Buffer::Packet, side)` gives, so absolute
+    /// `offset`/`depth` count from the stream's start.
+    fn stream_base(&self, _side: Side) -> u64 {
+        0
+    }
 }
 
 /// What one worker's detection did, for stats and tuning.
@@ -213,6 +236,10 @@ pub struct DetectCounters {
     pub packet_scan_bytes: u64,
     pub tx_scans: u64,
     pub tx_scan_bytes: u64,
+    /// Scans of new stream bytes that are not the packet's payload (a hole filled).
+    pub stream_scans: u64,
+    /// Packet rules that matched the stream but not the packet alone.
+    pub stream_matches: u64,
     /// Rules fully evaluated (prefilter hits and rules without a fast pattern).
     pub candidates: u64,
     pub matches: u64,
@@ -365,8 +392,20 @@ impl RuleSet {
             let s = &sigs[i as usize];
             (i, &s.src_ports, &s.dst_ports)
         }));
+        let mut stream_tx_sides = Vec::new();
+        for sig in sigs.iter().filter(|s| s.waiting_for.is_none()) {
+            let Some(proto) = sig.tx_proto() else {
+                continue;
+            };
+            for l in sig.lists.iter().filter(|l| l.buffer == Buffer::Packet) {
+                if !stream_tx_sides.contains(&(proto, l.side)) {
+                    stream_tx_sides.push((proto, l.side));
+                }
+            }
+        }
         let set = RuleSet {
             sigs,
+            stream_tx_sides,
             packet,
             packet_always,
             event_rules,
@@ -387,6 +426,11 @@ impl RuleSet {
 
     pub fn is_empty(&self) -> bool {
         self.sigs.is_empty()
+    }
+
+    /// Whether transaction rules of `proto` match payload content on the raw stream of `side`.
+    pub fn tx_inspects_stream(&self, proto: BufferProto, side: Side) -> bool {
+        self.stream_tx_sides.contains(&(proto, side))
     }
 
     pub fn sig(&self, idx: u32) -> &Signature {
@@ -433,6 +477,7 @@ impl RuleSet {
         payload: &[u8],
         ends: &Endpoints,
         flow: Option<FlowView<'_>>,
+        stream: Option<StreamWindow<'_>>,
         vars: Option<&mut FlowVars>,
         ts_ns: u64,
         flow_id: u64,
@@ -440,31 +485,50 @@ impl RuleSet {
     ) {
         det.begin();
         let inspect_payload = flow.is_none_or(|f| f.inspect_payload);
+        let stream = stream.filter(|w| inspect_payload && w.new_from < w.bytes.len());
         let to_server = flow.is_none_or(|f| f.to_server);
         let server_port = if to_server { ends.dport } else { ends.sport };
         let groups = self
             .packet
             .map
             .groups(Class::of(ends.ip_proto), to_server, server_port);
-        if let (Some((common, specific)), false, true) =
-            (groups, payload.is_empty(), inspect_payload)
-        {
+        if let (Some((common, specific)), true) = (groups, inspect_payload) {
+            // With new stream bytes, one scan covers them from 31 bytes before (a fast pattern
+            // is at most 32 bytes: what crosses into them is all the stream adds), reporting
+            // only occurrences that reach into them. When they are the packet's payload (nearly
+            // always) that scan is also the packet's; otherwise the packet is scanned too.
+            let region = stream.map(|w| {
+                let from = w.new_from.saturating_sub(MAX_PREFILTER_LEN - 1);
+                (&w.bytes[from..], w.new_from - from)
+            });
+            let packet_covered = region.is_some_and(|(r, skip)| &r[skip..] == payload);
             for g in [common, specific] {
                 let Some(set) = self.packet.sets.get(g as usize).filter(|s| !s.is_empty()) else {
                     continue;
                 };
-                det.counters.packet_scans += 1;
-                det.counters.packet_scan_bytes += payload.len() as u64;
                 let Detector {
                     scratch,
                     stamp,
                     generation,
                     candidates,
+                    counters,
                     ..
                 } = det;
-                let _ = set.scan(scratch, payload, |id| {
-                    push_candidate(stamp, *generation, candidates, id)
-                });
+                if let Some((bytes, skip)) = region {
+                    counters.packet_scans += 1;
+                    counters.packet_scan_bytes += bytes.len() as u64;
+                    counters.stream_scans += u64::from(!packet_covered);
+                    let _ = set.scan_ending_after(scratch, bytes, skip, |id| {
+                        push_candidate(stamp, *generation, candidates, id)
+                    });
+                }
+                if !packet_covered && !payload.is_empty() {
+                    counters.packet_scans += 1;
+                    counters.packet_scan_bytes += payload.len() as u64;
+                    let _ = set.scan(scratch, payload, |id| {
+                        push_candidate(stamp, *generation, candidates, id)
+                    });
+                }
             }
         }
         {
@@ -534,15 +598,38 @@ impl RuleSet {
             if !flow_checks_ok(sig, vars) {
                 continue;
             }
-            let mut ok = true;
-            for list in &sig.lists {
-                det.inspect.reset(sig.var_slots);
-                if !inspect(&list.matches, payload, &mut det.inspect) {
-                    ok = false;
-                    break;
-                }
+            // As Suricata: the packet unless the rule is stream-only; then, unless it is
+            // packet-only or has packet-size conditions, the stream bytes ending with what the
+            // packet added, where a match must take in some of those new bytes (matches wholly
+            // in older bytes were inspected with an earlier packet).
+            let on_packet = !sig.stream_only
+                && sig.lists.iter().all(|list| {
+                    det.inspect.reset(sig.var_slots);
+                    inspect(&list.matches, payload, &mut det.inspect)
+                });
+            let on_stream = !on_packet
+                && !sig.lists.is_empty()
+                && !sig.packet_only
+                && !has_dsize(sig)
+                && stream.is_some_and(|w| {
+                    sig.lists.iter().all(|list| {
+                        det.inspect.reset(sig.var_slots);
+                        inspect_stream(
+                            &list.matches,
+                            w.bytes,
+                            w.base,
+                            Some(w.new_from),
+                            &mut det.inspect,
+                        )
+                    })
+                });
+            if !(on_packet || on_stream) {
+                continue;
             }
-            if ok && self.matched(sig, id, vars, ends, ts_ns, flow_id, None, hits) {
+            if on_stream {
+                det.counters.stream_matches += 1;
+            }
+            if self.matched(sig, id, vars, ends, ts_ns, flow_id, None, on_stream, hits) {
                 break;
             }
         }
@@ -644,6 +731,9 @@ impl RuleSet {
                     xform_b,
                     ..
                 } = det;
+                // Payload matches of a transaction rule inspect the raw stream of its side.
+                let stream_base = (list.buffer == Buffer::Packet && list.transforms.is_empty())
+                    .then(|| bufs.stream_base(list.side));
                 let matched = bufs.each(list.buffer, list.side, &mut |data| {
                     let data = if list.transforms.is_empty() {
                         data
@@ -654,14 +744,17 @@ impl RuleSet {
                         }
                     };
                     scratch.reset(sig.var_slots);
-                    inspect(&list.matches, data, scratch)
+                    match stream_base {
+                        Some(base) => inspect_stream(&list.matches, data, base, None, scratch),
+                        None => inspect(&list.matches, data, scratch),
+                    }
                 });
                 if !matched {
                     ok = false;
                     break;
                 }
             }
-            if ok && self.matched(sig, id, vars, ends, ts_ns, flow_id, Some(side), hits) {
+            if ok && self.matched(sig, id, vars, ends, ts_ns, flow_id, Some(side), false, hits) {
                 break;
             }
         }
@@ -680,6 +773,7 @@ impl RuleSet {
         ts_ns: u64,
         flow_id: u64,
         side: Option<Side>,
+        stream: bool,
         hits: &mut Vec<Hit>,
     ) -> bool {
         apply_flow_actions(sig, vars);
@@ -708,7 +802,11 @@ impl RuleSet {
             .alerts()
         };
         if alerts {
-            hits.push(Hit { sig: id, side });
+            hits.push(Hit {
+                sig: id,
+                side,
+                stream,
+            });
         }
         false
     }
@@ -1054,6 +1152,14 @@ fn build_groups(
     Ok((packet, packet_always, tx, hit))
 }
 
+/// `dsize` is about one packet: such rules never inspect the stream (Suricata's
+/// `SIG_FLAG_REQUIRE_PACKET`).
+fn has_dsize(sig: &Signature) -> bool {
+    sig.header
+        .iter()
+        .any(|h| matches!(h, HeaderMatch::Dsize(_)))
+}
+
 fn has_decode_event(sig: &Signature) -> bool {
     sig.header
         .iter()
@@ -1069,6 +1175,7 @@ fn is_ip_only(sig: &Signature) -> bool {
         && sig.flowint_checks.is_empty()
         && sig.app_proto.is_none()
         && !sig.packet_only
+        && !sig.stream_only
         && sig.waiting_for.is_none()
 }
 

@@ -174,6 +174,7 @@ fn detect_pkt(
         payload,
         &ends,
         Some(view),
+        None,
         Some(&mut vars),
         0,
         1,
@@ -229,6 +230,7 @@ alert tcp any any -> any any (msg:"check"; content:"secret"; flowbits:isset,seen
         b"secret",
         &ends,
         Some(view),
+        None,
         Some(&mut vars),
         0,
         1,
@@ -241,6 +243,7 @@ alert tcp any any -> any any (msg:"check"; content:"secret"; flowbits:isset,seen
         b"login",
         &ends,
         Some(view),
+        None,
         Some(&mut vars),
         0,
         1,
@@ -253,6 +256,7 @@ alert tcp any any -> any any (msg:"check"; content:"secret"; flowbits:isset,seen
         b"secret",
         &ends,
         Some(view),
+        None,
         Some(&mut vars),
         0,
         1,
@@ -260,4 +264,85 @@ alert tcp any any -> any any (msg:"check"; content:"secret"; flowbits:isset,seen
     );
     assert_eq!(hits.len(), 1);
     assert_eq!(set.sig(hits[0].sig).sid, 11);
+}
+
+fn detect_stream(
+    set: &RuleSet,
+    det: &mut Detector,
+    payload: &[u8],
+    window: StreamWindow<'_>,
+) -> Vec<(u32, bool)> {
+    let pkt = tcp_packet(0x18, 7777);
+    let ends = Endpoints {
+        src: pkt.l3.src,
+        dst: pkt.l3.dst,
+        sport: 40000,
+        dport: 7777,
+        ip_proto: 6,
+    };
+    let view = FlowView {
+        established: true,
+        to_server: true,
+        app_proto: None,
+        inspect_payload: true,
+    };
+    let mut hits = Vec::new();
+    let mut vars = FlowVars::default();
+    set.detect_packet(
+        det,
+        &pkt,
+        payload,
+        &ends,
+        Some(view),
+        Some(window),
+        Some(&mut vars),
+        0,
+        1,
+        &mut hits,
+    );
+    hits.iter()
+        .map(|h| (set.sig(h.sig).sid, h.stream))
+        .collect()
+}
+
+#[test]
+fn stream_inspection_of_packet_rules() {
+    let rules = r#"
+alert tcp any any -> any any (content:"EVIL"; sid:1;)
+alert tcp-pkt any any -> any any (content:"EVIL"; sid:2;)
+alert tcp-stream any any -> any any (content:"EVIL"; sid:3;)
+alert tcp any any -> any any (content:"GET"; depth:3; content:"EVIL"; distance:0; sid:4;)
+alert tcp any any -> any any (content:"old"; sid:5;)
+"#;
+    let (set, report) = load(rules);
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    let mut det = set.new_detector().unwrap();
+    // "EVIL" split over the boundary between bytes seen before and this packet's.
+    let stream = b"GET old EV";
+    let mut bytes = stream.to_vec();
+    bytes.extend_from_slice(b"IL!");
+    let w = StreamWindow {
+        bytes: &bytes,
+        base: 0,
+        new_from: stream.len(),
+    };
+    let mut hits = detect_stream(&set, &mut det, b"IL!", w);
+    hits.sort();
+    // Stream matches, never the earlier bytes' own "old" again, not the packet-only rule.
+    assert_eq!(hits, vec![(1, true), (3, true), (4, true)]);
+    // The same bytes as a later piece of the stream: `depth` counts from the stream's start.
+    let w = StreamWindow { base: 100, ..w };
+    let mut hits = detect_stream(&set, &mut det, b"IL!", w);
+    hits.sort();
+    assert_eq!(hits, vec![(1, true), (3, true)]);
+    // Wholly in the packet: the packet match stands (once), the stream-only rule sees it in
+    // the stream.
+    let w = StreamWindow {
+        bytes: b"xxEVIL",
+        base: 0,
+        new_from: 2,
+    };
+    let mut hits = detect_stream(&set, &mut det, b"EVIL", w);
+    hits.sort();
+    assert_eq!(hits, vec![(1, false), (2, false), (3, true)]);
 }

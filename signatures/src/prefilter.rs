@@ -358,6 +358,8 @@ impl fmt::Debug for PatternSet {
 
 /// What a scan's match callback needs; lives on `scan`'s stack for the duration of `hs_scan`.
 struct ScanContext<'a, F> {
+    /// Occurrences ending at or before this offset are not reported.
+    min_end: u64,
     starts: &'a [u32],
     caller_ids: &'a [u32],
     on_match: &'a mut F,
@@ -368,7 +370,7 @@ struct ScanContext<'a, F> {
 unsafe extern "C" fn on_event<F: FnMut(u32)>(
     id: c_uint,
     _from: c_ulonglong,
-    _to: c_ulonglong,
+    to: c_ulonglong,
     _flags: c_uint,
     context: *mut c_void,
 ) -> c_int {
@@ -376,6 +378,9 @@ unsafe extern "C" fn on_event<F: FnMut(u32)>(
     // which calls back synchronously on the same thread while `scan` holds no other reference to
     // it, so this is the only live reference.
     let ctx = unsafe { &mut *context.cast::<ScanContext<'_, F>>() };
+    if to <= ctx.min_end {
+        return 0;
+    }
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         let i = id as usize;
         // `get`: a database and table that disagree (a tampered serialized set) must not make
@@ -439,6 +444,18 @@ impl PatternSet {
         &self,
         scratch: &mut Scratch,
         data: &[u8],
+        on_match: F,
+    ) -> Result<(), PrefilterError> {
+        self.scan_ending_after(scratch, data, 0, on_match)
+    }
+
+    /// As [`scan`](Self::scan), reporting only occurrences that end after `data[..min_end]`:
+    /// a stream window's bytes before `min_end` were scanned already.
+    pub fn scan_ending_after<F: FnMut(u32)>(
+        &self,
+        scratch: &mut Scratch,
+        data: &[u8],
+        min_end: usize,
         mut on_match: F,
     ) -> Result<(), PrefilterError> {
         let Some(db) = &self.db else {
@@ -451,6 +468,7 @@ impl PatternSet {
         let length = c_uint::try_from(data.len())
             .map_err(|_| PrefilterError::DataTooLarge { len: data.len() })?;
         let mut ctx = ScanContext {
+            min_end: min_end as u64,
             starts: &self.starts,
             caller_ids: &self.caller_ids,
             on_match: &mut on_match,

@@ -320,8 +320,10 @@ pub struct Signature {
     pub ip_proto: IpProto,
     /// The application protocol the rule's protocol field names, if any.
     pub app_proto: Option<String>,
-    /// Only inspect single packets (`tcp-pkt`).
+    /// Only inspect single packets (`tcp-pkt`, `flow:no_stream`).
     pub packet_only: bool,
+    /// Only inspect the reassembled stream (`tcp-stream`, `flow:only_stream`).
+    pub stream_only: bool,
     pub src: AddressSet,
     pub src_ports: PortSet,
     pub dst: AddressSet,
@@ -562,6 +564,7 @@ fn compile_inner(
     *column = Some(raw.header_columns[1]);
     let proto_name = raw.proto.to_ascii_lowercase();
     let mut packet_only = false;
+    let mut stream_only = false;
     let mut ip_version = None;
     let (ip_proto, app_proto) = match proto_name.as_str() {
         "ip" | "pkthdr" => (IpProto::Any, None),
@@ -578,7 +581,10 @@ fn compile_inner(
             packet_only = true;
             (IpProto::Tcp, None)
         }
-        "tcp-stream" => return unsupported("protocol tcp-stream (raw stream inspection)"),
+        "tcp-stream" => {
+            stream_only = true;
+            (IpProto::Tcp, None)
+        }
         "udp" => (IpProto::Udp, None),
         "icmp" => (IpProto::Icmp, None),
         "icmpv4" => (IpProto::Icmpv4, None),
@@ -631,6 +637,7 @@ fn compile_inner(
         ip_proto,
         app_proto,
         packet_only,
+        stream_only,
         src,
         src_ports,
         dst,
@@ -1052,6 +1059,11 @@ fn compile_inner(
         lists.push(l);
     }
     sig.lists = lists;
+    sig.stream_only |= sig.flow.only_stream;
+    sig.packet_only |= sig.flow.no_stream;
+    if sig.stream_only && sig.packet_only {
+        return invalid("rule inspects neither packets nor the stream");
+    }
     resolve_sides(&mut sig)?;
     sig.prefilter = choose_prefilter(&sig);
     Ok(sig)
@@ -1104,11 +1116,6 @@ fn resolve_sides(sig: &mut Signature) -> Result<(), SkipReason> {
         sig.app_proto = Some(p.name().to_string());
         if sig.ip_proto == IpProto::Any && p != BufferProto::Dns {
             sig.ip_proto = IpProto::Tcp;
-        }
-        if sig.lists.iter().any(|l| l.buffer == Buffer::Packet) {
-            return unsupported(
-                "payload content together with app-layer buffers (needs stream inspection)",
-            );
         }
         let mut fixed: Option<Side> =
             sig.flow

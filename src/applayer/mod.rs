@@ -133,15 +133,43 @@ struct FlowAppState {
     proto_state: ProtoState,
     /// Flowbits and flowints the flow's rules set.
     rule_vars: vigil_signatures::FlowVars,
+    /// Per direction (to server, to client), the stream offset where the transaction being
+    /// built began: the raw stream from there on is what its rules' payload matches inspect.
+    tx_raw_from: [u64; 2],
 }
+
+/// What detection needs of a flow's application-layer state.
+pub struct DetectState<'a> {
+    pub vars: &'a mut vigil_signatures::FlowVars,
+    pub proto: AppProto,
+    /// The TCP reassembler, for stream inspection.
+    pub stream: Option<&'a TcpReassembler>,
+    /// See `FlowAppState::tx_raw_from`; detection moves it on once a record was inspected.
+    pub tx_raw_from: &'a mut [u64; 2],
+}
+
+/// In-order bytes kept behind the newest for payload rules' stream inspection, so a match
+/// may span segments: a bit under Suricata's default raw chunk (2,560 bytes), and what
+/// nearly every signature's relative match list covers. Counted against the stream memcap.
+pub const STREAM_LOOKBACK: u64 = 2048;
 
 impl FlowApp {
     /// The flow's rule variables and its application protocol so far; `None` for flows
     /// without application-layer state (not TCP or UDP).
-    pub fn detect_state(&mut self) -> Option<(&mut vigil_signatures::FlowVars, AppProto)> {
+    pub fn detect_state(&mut self) -> Option<DetectState<'_>> {
         let s = self.0.as_mut()?;
         let proto = s.proto_state.detection.final_proto();
-        Some((&mut s.rule_vars, proto))
+        Some(DetectState {
+            vars: &mut s.rule_vars,
+            proto,
+            stream: s.stream.as_ref(),
+            tx_raw_from: &mut s.tx_raw_from,
+        })
+    }
+
+    /// Stream offset handed on in `dir` so far; `None` for flows without reassembly.
+    pub fn stream_offset(&self, dir: Direction) -> Option<u64> {
+        self.0.as_ref()?.stream.as_ref().map(|s| s.offset(dir))
     }
 
     /// Whether payload rules still inspect this flow's packets: not once a TLS or SSH
@@ -254,6 +282,7 @@ impl AppLayer {
                     proto_orig: None,
                 },
                 rule_vars: vigil_signatures::FlowVars::default(),
+                tx_raw_from: [0; 2],
             })
         });
         let mut feed = Feed {
@@ -279,6 +308,14 @@ impl AppLayer {
             _ => {}
         }
         feed.collect();
+    }
+
+    /// Keeps `dir`'s raw stream from offset `from` on for stream inspection (see
+    /// `TcpReassembler::keep_raw_from`).
+    pub fn keep_raw_from(&mut self, app: &mut FlowApp, dir: Direction, from: u64) {
+        if let Some(stream) = app.0.as_mut().and_then(|s| s.stream.as_mut()) {
+            stream.keep_raw_from(&mut self.memory, dir, from);
+        }
     }
 
     /// The flow ended: flushes its streams and parser and reports its application protocol.

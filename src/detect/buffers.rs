@@ -7,9 +7,23 @@ use vigil_signatures::engine::TxBuffers;
 /// One record's buffers. Header lists are assembled when a rule asks for them.
 pub struct RecordBuffers<'a> {
     pub record: &'a AppRecord,
+    /// The raw stream of each direction (to server, to client) since the transaction began,
+    /// with the stream offset of its first byte: what payload matches of transaction rules see.
+    pub raw: [Option<(u64, &'a [u8])>; 2],
+}
+
+impl RecordBuffers<'_> {
+    fn raw_side(&self, side: Side) -> Option<(u64, &[u8])> {
+        let i = usize::from(side == Side::Response);
+        self.raw[i].filter(|(_, bytes)| !bytes.is_empty())
+    }
 }
 
 impl TxBuffers for RecordBuffers<'_> {
+    fn stream_base(&self, side: Side) -> u64 {
+        self.raw_side(side).map_or(0, |(base, _)| base)
+    }
+
     fn has_side(&self, side: Side) -> bool {
         match self.record {
             AppRecord::Http(tx) => match side {
@@ -37,6 +51,9 @@ impl TxBuffers for RecordBuffers<'_> {
     }
 
     fn each(&mut self, buffer: Buffer, side: Side, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        if buffer == Buffer::Packet {
+            return self.raw_side(side).is_some_and(|(_, bytes)| f(bytes));
+        }
         let req = side != Side::Response;
         let one = |v: Option<&[u8]>, f: &mut dyn FnMut(&[u8]) -> bool| v.is_some_and(f);
         match self.record {

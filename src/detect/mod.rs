@@ -9,6 +9,7 @@ use std::sync::Arc;
 use vigil_parsers::app::{AppProto, AppRecord, Direction};
 use vigil_parsers::DecodedPacket;
 use vigil_signatures::buffer::{BufferProto, Side};
+pub use vigil_signatures::engine::StreamWindow;
 use vigil_signatures::engine::{Endpoints, FlowView, LoadError};
 use vigil_signatures::prefilter::PrefilterError;
 use vigil_signatures::{Detector, FlowVars, Hit, LoadReport, RuleSet, RuleSetConfig};
@@ -138,6 +139,7 @@ impl WorkerDetect {
         rec: &FlowRecord,
         dir: Direction,
         proto: AppProto,
+        stream: Option<StreamWindow<'_>>,
         vars: &mut FlowVars,
         ts_ns: u64,
         place: PacketPlace,
@@ -157,6 +159,7 @@ impl WorkerDetect {
             payload,
             &ends,
             Some(view),
+            stream,
             Some(vars),
             ts_ns,
             rec.flow_id,
@@ -183,6 +186,7 @@ impl WorkerDetect {
             pkt,
             payload,
             &ends,
+            None,
             None,
             None,
             ts_ns,
@@ -213,17 +217,31 @@ impl WorkerDetect {
                     record: None,
                     flow: None,
                     capture: None,
+                    stream: false,
                 })),
             })));
         }
         !self.hits.is_empty()
     }
 
-    /// Inspects one finished application-layer record with the transaction rules.
+    /// Whether transaction rules of `proto` inspect the raw stream of `dir`'s side, so its
+    /// bytes must be kept from the transaction's start.
+    pub fn tx_inspects_stream(&self, proto: AppProto, dir: Direction) -> bool {
+        let side = match dir {
+            Direction::ToServer => Side::Request,
+            Direction::ToClient => Side::Response,
+        };
+        buffer_proto(proto).is_some_and(|p| self.rules.tx_inspects_stream(p, side))
+    }
+
+    /// Inspects one finished application-layer record with the transaction rules. `raw` is
+    /// each direction's (to server, to client) raw stream since the transaction began, with the
+    /// stream offset of its first byte.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &mut self,
         record: &AppRecord,
+        raw: [Option<(u64, &[u8])>; 2],
         rec: &FlowRecord,
         vars: &mut FlowVars,
         ts_ns: u64,
@@ -247,7 +265,7 @@ impl WorkerDetect {
             _ => rec.state() == crate::flow::table::FlowState::Established,
         };
         self.hits.clear();
-        let mut bufs = RecordBuffers { record };
+        let mut bufs = RecordBuffers { record, raw };
         self.rules.detect_tx(
             &mut self.det,
             proto,
@@ -306,6 +324,7 @@ impl WorkerDetect {
                     record: record.filter(|_| hit.side.is_some()).cloned(),
                     flow: Some(*rec),
                     capture: None,
+                    stream: hit.stream,
                 })),
             })));
         }

@@ -48,6 +48,9 @@ pub struct AlertEvent {
     /// What the alert carries of its packet (`[eve] payload`, `packet`, …); `None` when those
     /// are off or no packet raised it (a flow's end).
     pub capture: Option<Box<AlertCapture>>,
+    /// A payload rule matched the reassembled stream, not the packet alone: the alert's
+    /// payload is then the stream's bytes (`stream: 1`).
+    pub stream: bool,
 }
 
 /// `[eve]` switches for what alerts carry of their packet.
@@ -72,6 +75,8 @@ pub struct AlertCapture {
     pub payload_len: u32,
     /// The whole frame (`packet` on) and its pcap link type.
     pub packet: Option<(Vec<u8>, u32)>,
+    /// `payload` holds reassembled stream bytes rather than the packet's.
+    pub stream: bool,
 }
 
 impl AlertCapture {
@@ -87,6 +92,7 @@ impl AlertCapture {
             payload: payload_bytes,
             payload_len: payload.len() as u32,
             packet: config.packet.then(|| (frame.to_vec(), link)),
+            stream: false,
         }
     }
 }
@@ -728,8 +734,7 @@ fn serialize_capture<M: serde::ser::SerializeMap>(
         m.serialize_entry("payload_length", &c.payload_len)?;
     }
     if c.config.payload || c.config.payload_printable {
-        // The payload is always one packet's, never reassembled stream segments.
-        m.serialize_entry("stream", &0)?;
+        m.serialize_entry("stream", &u8::from(c.stream))?;
     }
     if let Some((frame, link)) = &c.packet {
         m.serialize_entry("packet", &b64.encode(frame))?;

@@ -6,8 +6,10 @@ use vigil_parsers::app::{AppProto, AppRecord, Direction};
 
 use super::batch::{Batch, Slot, SlotKind};
 use crate::anomaly::{AnomalyTap, DnsSeen};
-use crate::applayer::{AppItem, AppLayer, AppLayerConfig, AppLayerStats, AppPacket, FlowApp};
-use crate::detect::{PacketPlace, WorkerDetect};
+use crate::applayer::{
+    AppItem, AppLayer, AppLayerConfig, AppLayerStats, AppPacket, FlowApp, STREAM_LOOKBACK,
+};
+use crate::detect::{PacketPlace, StreamWindow, WorkerDetect};
 use crate::flow::key::PROTO_TCP;
 use crate::flow::{FlowKey, FlowRecord, FlowStats, FlowTable, FlowTableConfig};
 use crate::output::eve::{
@@ -224,6 +226,10 @@ impl Worker {
                         payload,
                         ts_ns: slot.ts_ns,
                     };
+                    // Where this packet's direction stood before the packet (a flow's first
+                    // packet creates its stream at 0): what reassembly hands on now is new to
+                    // stream inspection.
+                    let stream_from = app.stream_offset(dir).unwrap_or(0);
                     self.app.on_packet(app, packet, &mut self.items);
                     if let Some(detect) = self.detect.as_mut() {
                         let place = PacketPlace {
@@ -234,10 +240,13 @@ impl Worker {
                         let inspected = app.payload_inspected();
                         // Flows without application-layer state (ICMP, other protocols) keep no
                         // rule variables between packets yet.
-                        let mut no_state = vigil_signatures::FlowVars::default();
-                        let (vars, proto) = app
-                            .detect_state()
-                            .unwrap_or((&mut no_state, AppProto::Unknown));
+                        let mut no_vars = vigil_signatures::FlowVars::default();
+                        let mut no_tx = [0; 2];
+                        let (vars, proto, stream, tx_raw_from) = match app.detect_state() {
+                            Some(s) => (s.vars, s.proto, s.stream, s.tx_raw_from),
+                            None => (&mut no_vars, AppProto::Unknown, None, &mut no_tx),
+                        };
+                        let window = stream.and_then(|s| packet_window(s, dir, stream_from));
                         let mut alerted = detect.packet(
                             pkt,
                             payload,
@@ -245,15 +254,28 @@ impl Worker {
                             rec,
                             dir,
                             proto,
+                            window,
                             vars,
                             slot.ts_ns,
                             place,
                             &mut self.events,
                         );
+                        let mut records = false;
                         for item in &self.items {
                             if let AppItem::Record(_, record) = item {
+                                records = true;
+                                // Over UDP the datagram that completed the record is its
+                                // raw stream, as in Suricata.
+                                let raw = match stream {
+                                    Some(s) => tx_windows(s, tx_raw_from),
+                                    None if dir == Direction::ToServer => {
+                                        [Some((0, payload)), None]
+                                    }
+                                    None => [None, Some((0, payload))],
+                                };
                                 alerted |= detect.record(
                                     record,
+                                    raw,
                                     rec,
                                     vars,
                                     slot.ts_ns,
@@ -262,6 +284,11 @@ impl Worker {
                                 );
                             }
                         }
+                        if let Some(s) = stream.filter(|_| records) {
+                            // The next transaction's raw stream starts here.
+                            *tx_raw_from =
+                                [s.offset(Direction::ToServer), s.offset(Direction::ToClient)];
+                        }
                         if alerted {
                             rec.alerted = true;
                             attach_capture(
@@ -269,11 +296,29 @@ impl Worker {
                                 self.alert_capture,
                                 (bytes, slot.link),
                                 payload,
+                                window.map_or(&[][..], |w| w.bytes),
                             );
                             if let Some(tap) = &mut self.response {
                                 let view = PacketView { pkt, bytes };
                                 tap.on_alerts(&self.events[first_event..], Some(view));
                             }
+                        }
+                        if let Some(offsets) = stream.map(|s| {
+                            [Direction::ToServer, Direction::ToClient].map(|d| s.offset(d))
+                        }) {
+                            // Keep what the next packets' stream inspection looks back on, and
+                            // the transaction's bytes where its rules inspect the raw stream.
+                            let from = [Direction::ToServer, Direction::ToClient].map(|d| {
+                                let i = usize::from(d == Direction::ToClient);
+                                let back = offsets[i].saturating_sub(STREAM_LOOKBACK);
+                                if detect.tx_inspects_stream(proto, d) {
+                                    back.min(tx_raw_from[i])
+                                } else {
+                                    back
+                                }
+                            });
+                            self.app.keep_raw_from(app, Direction::ToServer, from[0]);
+                            self.app.keep_raw_from(app, Direction::ToClient, from[1]);
                         }
                     }
                     if !self.items.is_empty() {
@@ -305,6 +350,7 @@ impl Worker {
                             self.alert_capture,
                             (bytes, slot.link),
                             payload,
+                            &[],
                         );
                     }
                     if let Some(tap) = self.response.as_mut().filter(|_| alerted) {
@@ -355,8 +401,15 @@ impl Worker {
                 let mut alerted = false;
                 for item in &self.items {
                     if let AppItem::Record(_, record) = item {
-                        alerted |=
-                            detect.record(record, &rec, &mut vars, ts_ns, None, &mut self.events);
+                        alerted |= detect.record(
+                            record,
+                            [None, None],
+                            &rec,
+                            &mut vars,
+                            ts_ns,
+                            None,
+                            &mut self.events,
+                        );
                     }
                 }
                 self.ended[i].alerted |= alerted;
@@ -566,6 +619,7 @@ fn attach_capture(
     config: Option<AlertCaptureConfig>,
     (frame, link): (&[u8], u32),
     payload: &[u8],
+    stream: &[u8],
 ) {
     // A tunnel carrier's slot keeps no bytes: nothing true to log.
     let Some(config) = config.filter(|_| !frame.is_empty()) else {
@@ -574,10 +628,52 @@ fn attach_capture(
     for ev in events {
         if let EveEvent::App(app) = ev {
             if let AppEventKind::Alert(alert) = &mut app.kind {
-                alert.capture = Some(Box::new(AlertCapture::copy(config, frame, link, payload)));
+                // A stream match logs the stream bytes it inspected, as Suricata's `stream: 1`.
+                let mut capture = if alert.stream {
+                    AlertCapture::copy(config, frame, link, stream)
+                } else {
+                    AlertCapture::copy(config, frame, link, payload)
+                };
+                capture.stream = alert.stream;
+                alert.capture = Some(Box::new(capture));
             }
         }
     }
+}
+
+/// The raw stream of `dir` for a packet's stream inspection: the bytes reassembly handed on
+/// since offset `from` (where the direction stood before the packet), after up to
+/// `STREAM_LOOKBACK` bytes inspected with earlier packets. `None` when the packet added nothing.
+fn packet_window(
+    stream: &vigil_parsers::stream::TcpReassembler,
+    dir: Direction,
+    from: u64,
+) -> Option<StreamWindow<'_>> {
+    let (base, bytes) = stream.raw(dir);
+    if stream.offset(dir) <= from || bytes.is_empty() {
+        return None;
+    }
+    let start = base.max(from.saturating_sub(STREAM_LOOKBACK));
+    let cut = usize::try_from(start - base).ok()?.min(bytes.len());
+    Some(StreamWindow {
+        bytes: &bytes[cut..],
+        base: start,
+        new_from: usize::try_from(from.saturating_sub(start)).ok()?,
+    })
+}
+
+/// Each direction's raw stream since its transaction began (`tx_from`), with the stream
+/// offset of its first byte.
+fn tx_windows<'a>(
+    stream: &'a vigil_parsers::stream::TcpReassembler,
+    tx_from: &[u64; 2],
+) -> [Option<(u64, &'a [u8])>; 2] {
+    [Direction::ToServer, Direction::ToClient].map(|d| {
+        let (base, bytes) = stream.raw(d);
+        let start = base.max(tx_from[usize::from(d == Direction::ToClient)]);
+        let cut = usize::try_from(start - base).ok()?;
+        bytes.get(cut..).map(|b| (start, b))
+    })
 }
 
 #[cfg(test)]

@@ -653,3 +653,49 @@ alert http any any -> any any (msg:"payload at the stream start only"; flow:esta
         assert_eq!(a["tx_id"], 0, "{a}");
     }
 }
+
+/// `tls.version` compares the inspected side's hello: the server's choice to the client, the
+/// client's first supported_versions entry to the server. TLS 1.3 drafts count as 1.3 unless
+/// the rule names the exact wire value, as in Suricata.
+#[test]
+fn tls_version_matches_each_sides_hello() {
+    let pcap = common::shared().join("corpus/suricata-verify/tls/tls13-draft18/tls13_draft18.pcap");
+    let dir = temp_dir("tls-version");
+    let rules_file = dir.join("test.rules");
+    std::fs::write(
+        &rules_file,
+        r#"
+alert tls any any -> any any (msg:"server 1.3"; flow:to_client; tls.version:1.3; sid:1;)
+alert tls any any -> any any (msg:"server draft 18 exactly"; flow:to_client; tls.version:0x7f12; sid:2;)
+alert tls any any -> any any (msg:"server 1.2"; flow:to_client; tls.version:1.2; sid:3;)
+alert tls any any -> any any (msg:"client 1.3"; flow:to_server; tls.version:1.3; sid:4;)
+alert tls any any -> any any (msg:"client 1.3 with its JA3"; flow:to_server; tls.version:1.3; ja3.hash; content:"23d254f72096d25c350e4a4a792f4948"; sid:5;)
+alert tls any any -> any any (msg:"bad value"; tls.version:2.0; sid:6;)
+"#,
+    )
+    .unwrap();
+    let run = common::replay(
+        &[&pcap],
+        1,
+        &["-S", rules_file.to_str().unwrap(), "--no-rules-cache"],
+        &dir.join("out"),
+    );
+    common::assert_no_crash(&run.status, &run.stderr);
+    assert!(run.status.success(), "{}", run.stderr);
+    let by_sid = alerts_by_sid(&run.events);
+    assert_eq!(
+        by_sid,
+        BTreeMap::from([(1, 1), (2, 1), (4, 1), (5, 1)]),
+        "{:?}",
+        run.of_type("tls")
+    );
+    let check = common::vigil(["rules", "check", rules_file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&check.stdout).into_owned()
+        + &String::from_utf8_lossy(&check.stderr);
+    assert!(text.contains("5 of 6 rules loaded"), "{text}");
+    assert!(
+        text.contains("tls.version: expected 1.0, 1.1, 1.2, 1.3 or 0xNNNN"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

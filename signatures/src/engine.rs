@@ -227,6 +227,10 @@ pub trait TxBuffers {
     fn stream_base(&self, _side: Side) -> u64 {
         0
     }
+    /// The TLS version `side`'s hello gave (`tls.version`); `None` for other protocols.
+    fn tls_version(&self, _side: Side) -> Option<u16> {
+        None
+    }
 }
 
 /// What one worker's detection did, for stats and tuning.
@@ -708,7 +712,7 @@ impl RuleSet {
         let candidates = std::mem::take(&mut det.candidates);
         for &id in &candidates {
             let sig = &self.sigs[id as usize];
-            let side = sig.lists.first().map_or(Side::Request, |l| l.side);
+            let side = sig.tx_side();
             let ends = if side == Side::Response {
                 &response_ends
             } else {
@@ -721,6 +725,12 @@ impl RuleSet {
                 continue;
             }
             if !sig.lists.iter().all(|l| bufs.has_side(l.side)) || !flow_checks_ok(sig, vars) {
+                continue;
+            }
+            if sig
+                .tls_version
+                .is_some_and(|m| !m.matches(bufs.tls_version(side)))
+            {
                 continue;
             }
             let mut ok = true;

@@ -336,6 +336,8 @@ pub struct Signature {
     pub flowbit_actions: Vec<FlowbitOp>,
     pub flowint_checks: Vec<FlowintOp>,
     pub flowint_actions: Vec<FlowintOp>,
+    /// `tls.version`: the TLS version the inspected side's hello gave.
+    pub tls_version: Option<TlsVersionMatch>,
     pub noalert: bool,
     /// The rule's `threshold`/`detection_filter`, with `threshold.config` applied at load.
     pub thresholds: SigThresholds,
@@ -358,11 +360,23 @@ pub struct Origin {
 impl Signature {
     /// Whether this rule inspects application-layer transactions (else single packets).
     pub fn is_tx(&self) -> bool {
-        self.lists.iter().any(|l| l.buffer != Buffer::Packet)
+        self.tx_proto().is_some()
     }
 
     pub fn tx_proto(&self) -> Option<BufferProto> {
-        self.lists.iter().find_map(|l| l.buffer.proto())
+        self.lists
+            .iter()
+            .find_map(|l| l.buffer.proto())
+            .or(self.tls_version.map(|_| BufferProto::Tls))
+    }
+
+    /// The transaction side the rule inspects: its buffers', else its flow direction's.
+    pub fn tx_side(&self) -> Side {
+        match self.lists.first() {
+            Some(l) => l.side,
+            None if self.flow.to_server == Some(false) => Side::Response,
+            None => Side::Request,
+        }
     }
 
     pub fn prefilter_content(&self) -> Option<(&BufferList, &Content)> {
@@ -372,6 +386,52 @@ impl Signature {
             Match::Content(c) => Some((list, c)),
             _ => None,
         }
+    }
+}
+
+/// `tls.version`: `1.0` to `1.3` (TLS 1.3 drafts count as 1.3, as in Suricata), or an exact
+/// wire value such as `0x7f1c`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsVersionMatch {
+    pub version: u16,
+    /// Given as a wire value: drafts are not folded into 1.3.
+    pub raw: bool,
+}
+
+impl TlsVersionMatch {
+    fn parse(value: &str) -> Result<TlsVersionMatch, SkipReason> {
+        let v = value.trim().trim_matches('"');
+        let named = match v {
+            "1.0" => Some(0x0301),
+            "1.1" => Some(0x0302),
+            "1.2" => Some(0x0303),
+            "1.3" => Some(0x0304),
+            _ => None,
+        };
+        if let Some(version) = named {
+            return Ok(TlsVersionMatch {
+                version,
+                raw: false,
+            });
+        }
+        match v.strip_prefix("0x").filter(|h| h.len() == 4) {
+            Some(hex) => u16::from_str_radix(hex, 16)
+                .map(|version| TlsVersionMatch { version, raw: true })
+                .map_err(|_| SkipReason::Invalid(format!("tls.version: bad value {v:?}"))),
+            None => invalid(format!(
+                "tls.version: expected 1.0, 1.1, 1.2, 1.3 or 0xNNNN, got {v:?}"
+            )),
+        }
+    }
+
+    pub fn matches(&self, seen: Option<u16>) -> bool {
+        let Some(mut v) = seen else {
+            return false;
+        };
+        if !self.raw && v >> 8 == 0x7f {
+            v = 0x0304;
+        }
+        v == self.version
     }
 }
 
@@ -654,6 +714,7 @@ fn compile_inner(
         thresholds: SigThresholds::default(),
         var_slots: 0,
         prefilter: None,
+        tls_version: None,
         waiting_for: None,
         origin,
     };
@@ -747,6 +808,7 @@ fn compile_inner(
             // No effect on what matches: `prefilter` only picks the engine's prefilter keyword.
             "reference" | "target" | "rawbytes" | "prefilter" => {}
             "noalert" => sig.noalert = true,
+            "tls.version" => sig.tls_version = Some(TlsVersionMatch::parse(need_value()?)?),
             "content" => {
                 let (pattern, negated) = parse_content(need_value()?)
                     .map_err(|e| SkipReason::Invalid(format!("content: {e}")))?;
@@ -1103,7 +1165,12 @@ fn parse_num<T: std::str::FromStr>(kw: &str, v: &str) -> Result<T, SkipReason> {
 
 /// Decides which side of a transaction each list inspects and rejects what cannot be honoured.
 fn resolve_sides(sig: &mut Signature) -> Result<(), SkipReason> {
-    let mut protos = sig.lists.iter().filter_map(|l| l.buffer.proto());
+    let tls_match = sig.tls_version.map(|_| BufferProto::Tls);
+    let mut protos = sig
+        .lists
+        .iter()
+        .filter_map(|l| l.buffer.proto())
+        .chain(tls_match);
     if let Some(p) = protos.next() {
         if protos.any(|q| q != p) {
             return invalid("buffers of different protocols in one rule");

@@ -24,6 +24,14 @@ impl TxBuffers for RecordBuffers<'_> {
         self.raw_side(side).map_or(0, |(base, _)| base)
     }
 
+    fn tls_version(&self, side: Side) -> Option<u16> {
+        match self.record {
+            AppRecord::Tls(hs) if side == Side::Response => hs.server_version(),
+            AppRecord::Tls(hs) => hs.client_version(),
+            _ => None,
+        }
+    }
+
     fn has_side(&self, side: Side) -> bool {
         match self.record {
             AppRecord::Http(tx) => match side {

@@ -245,6 +245,21 @@ impl TlsHandshake {
     pub fn version_str(&self) -> String {
         version_string(self.version())
     }
+    /// The client's version as `tls.version` sees it (Suricata's `client_connp.version`): the
+    /// first known version supported_versions lists (GREASE and noise skipped), else
+    /// legacy_version.
+    pub fn client_version(&self) -> Option<u16> {
+        let ch = self.client_hello.as_ref()?;
+        let known =
+            |v: u16| matches!(v, 0x0002 | 0x0300..=0x0304 | 0x7f00..=0x7fff | 0xfefc..=0xfeff);
+        let listed = ch.supported_versions.iter().find(|v| known(**v));
+        Some(listed.copied().unwrap_or(ch.version))
+    }
+    /// The server's version (`server_connp.version`): supported_versions' choice, else the
+    /// ServerHello's legacy_version.
+    pub fn server_version(&self) -> Option<u16> {
+        self.server_hello.as_ref().map(ServerHello::version)
+    }
     pub fn ja3_string(&self) -> Option<&str> {
         self.ja3.as_ref().map(|j| j.0.as_str())
     }

@@ -141,9 +141,9 @@ pub enum AppEventKind {
     /// A protocol record: EVE `http`, `dns`, `tls`, `ssh`.
     Record(AppRecord),
     /// An EVE `fileinfo`: a file an HTTP transaction carried, with the transaction's `http`
-    /// object (a copy without bodies, see `HttpTransaction::metadata`).
+    /// object (shared with its `http` event).
     File {
-        tx: Box<vigil_parsers::app::http::HttpTransaction>,
+        tx: std::sync::Arc<vigil_parsers::app::http::HttpTransaction>,
         file: vigil_parsers::app::http::HttpFile,
     },
     /// An EVE `anomaly` of type `applayer` (parser or detection finding) or `stream`.
@@ -667,7 +667,7 @@ impl Serialize for AppJson<'_> {
             AppEventKind::Record(AppRecord::Tls(hs)) => m.serialize_entry("tls", &**hs)?,
             AppEventKind::Record(AppRecord::Ssh(hs)) => m.serialize_entry("ssh", &**hs)?,
             AppEventKind::File { tx, file } => {
-                m.serialize_entry("http", &**tx)?;
+                m.serialize_entry("http", &vigil_parsers::app::http::HttpMetadata(tx))?;
                 m.serialize_entry("app_proto", AppProto::Http.as_str())?;
                 m.serialize_entry(
                     "fileinfo",

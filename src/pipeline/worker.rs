@@ -488,15 +488,14 @@ impl Worker {
     fn emit_files(
         &mut self,
         rec: &FlowRecord,
-        tx: &vigil_parsers::app::http::HttpTransaction,
+        tx: &std::sync::Arc<vigil_parsers::app::http::HttpTransaction>,
         ts_ns: u64,
         packet: Option<(u64, u32)>,
     ) {
-        let mut meta = None;
         for file in tx.files() {
             self.report.app_events.files += 1;
             let (src, dst, ports) = rec.oriented(file.direction);
-            let tx = meta.get_or_insert_with(|| Box::new(tx.metadata())).clone();
+            let tx = std::sync::Arc::clone(tx);
             self.events.push(EveEvent::App(Box::new(AppEvent {
                 ts_ns,
                 pcap_cnt: packet.map(|p| p.0),

@@ -146,15 +146,10 @@ impl Default for HttpConfig {
 /// does, so this is the table Suricata's buffers and header dumps are built from.
 pub type Headers = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Looks a header up by name; NUL bytes in the sent name are ignored, as libhtp ignores them
-/// (`Transfer\0-Encoding` is Transfer-Encoding to it).
 fn find_header<'a>(headers: &'a Headers, name: &[u8]) -> Option<&'a [u8]> {
     headers
         .iter()
-        .find(|(n, _)| {
-            n.eq_ignore_ascii_case(name)
-                || (n.len() > name.len() && n.contains(&0) && eq_nocase_nozero(n, name))
-        })
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_slice())
 }
 
@@ -365,43 +360,6 @@ impl HttpTransaction {
         upload.into_iter().chain(download)
     }
 
-    /// A copy for the records that carry the transaction's `http` object beside something
-    /// else (`fileinfo`): everything the object shows, without bodies or header dumps.
-    pub fn metadata(&self) -> HttpTransaction {
-        HttpTransaction {
-            tx_id: self.tx_id,
-            request: self.request.as_ref().map(|r| HttpRequest {
-                method: r.method.clone(),
-                uri_raw: r.uri_raw.clone(),
-                uri_normalized: Vec::new(),
-                protocol: r.protocol.clone(),
-                line: Vec::new(),
-                head: Vec::new(),
-                headers: r.headers.clone(),
-                hostname: r.hostname.clone(),
-                port: r.port,
-                body: Vec::new(),
-                body_len: r.body_len,
-                body_file: r.body_file,
-                complete: r.complete,
-            }),
-            response: self.response.as_ref().map(|r| HttpResponse {
-                protocol: r.protocol.clone(),
-                status_raw: r.status_raw.clone(),
-                status: r.status,
-                message: r.message.clone(),
-                line: Vec::new(),
-                head: Vec::new(),
-                headers: r.headers.clone(),
-                body: Vec::new(),
-                body_len: r.body_len,
-                body_file: r.body_file,
-                complete: r.complete,
-            }),
-            dump: DumpHeaders::None,
-        }
-    }
-
     fn req(&self) -> Option<&HttpRequest> {
         self.request.as_ref()
     }
@@ -598,6 +556,22 @@ fn content_range(v: &[u8]) -> (Option<u64>, Option<u64>, Option<u64>) {
 impl Serialize for HttpTransaction {
     /// Suricata 8's EVE `http` object, fields in its order.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.serialize_object(s, self.dump)
+    }
+}
+
+/// The `http` object without header dumps (`request_headers`/`response_headers`): what
+/// Suricata shows beside a file (`fileinfo`).
+pub struct HttpMetadata<'a>(pub &'a HttpTransaction);
+
+impl Serialize for HttpMetadata<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_object(s, DumpHeaders::None)
+    }
+}
+
+impl HttpTransaction {
+    fn serialize_object<S: Serializer>(&self, s: S, dump: DumpHeaders) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
         let str_of = eve_bytes_to_string;
         if let Some(req) = self.req() {
@@ -656,12 +630,12 @@ impl Serialize for HttpTransaction {
             }
         }
         m.serialize_entry("length", &self.response_body_len())?;
-        if self.dump.request() {
+        if dump.request() {
             if let Some(req) = self.req().filter(|r| !r.headers.is_empty()) {
                 m.serialize_entry("request_headers", &HeaderList(&req.headers))?;
             }
         }
-        if self.dump.response() {
+        if dump.response() {
             if let Some(resp) = self.resp().filter(|r| !r.headers.is_empty()) {
                 m.serialize_entry("response_headers", &HeaderList(&resp.headers))?;
             }
@@ -1100,6 +1074,15 @@ fn for_each_header<'a>(
 
 /// Adds a header to the merged table. Returns false when the table is full.
 fn add_header(headers: &mut Headers, name: &[u8], value: Vec<u8>, max: usize) -> AddResult {
+    // libhtp looks names up ignoring NULs (`Transfer\0-Encoding` is Transfer-Encoding to it);
+    // the table keeps such a name without them, so lookups stay plain comparisons.
+    let cleaned: Vec<u8>;
+    let name = if name.contains(&0) {
+        cleaned = name.iter().copied().filter(|&b| b != 0).collect();
+        cleaned.as_slice()
+    } else {
+        name
+    };
     if let Some((_, v)) = headers
         .iter_mut()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -1694,7 +1677,7 @@ impl HttpParser {
     fn emit_ready(&mut self, out: &mut AppOutput) {
         while self.txs.front().is_some_and(|p| p.req_done && p.resp_done) {
             if let Some(p) = self.txs.pop_front() {
-                out.records.push(AppRecord::Http(Box::new(p.tx)));
+                out.records.push(AppRecord::Http(std::sync::Arc::new(p.tx)));
             }
         }
         while self.txs.len() > self.cfg.max_pending_txs {
@@ -1702,7 +1685,7 @@ impl HttpParser {
                 if self.next_resp_tx <= p.tx.tx_id {
                     self.next_resp_tx = p.tx.tx_id.saturating_add(1);
                 }
-                out.records.push(AppRecord::Http(Box::new(p.tx)));
+                out.records.push(AppRecord::Http(std::sync::Arc::new(p.tx)));
             }
         }
     }
@@ -2691,7 +2674,7 @@ impl AppParser for HttpParser {
             }
         }
         while let Some(p) = self.txs.pop_front() {
-            out.records.push(AppRecord::Http(Box::new(p.tx)));
+            out.records.push(AppRecord::Http(std::sync::Arc::new(p.tx)));
         }
         self.req.mode = Mode::Dead;
         self.resp.mode = Mode::Dead;

@@ -88,7 +88,7 @@ fn run_pcap(rel: &str, cfg: HttpConfig) -> (Vec<HttpTransaction>, Vec<AppEvent>)
 fn drain(out: &mut AppOutput, txs: &mut Vec<HttpTransaction>, events: &mut Vec<AppEvent>) {
     for r in out.records.drain(..) {
         match r {
-            AppRecord::Http(tx) => txs.push(*tx),
+            AppRecord::Http(tx) => txs.push(std::sync::Arc::unwrap_or_clone(tx)),
             other => panic!("unexpected record {other:?}"),
         }
     }

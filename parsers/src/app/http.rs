@@ -276,6 +276,81 @@ fn uri_path(normalized: &[u8]) -> &[u8] {
     normalized.get(..end).unwrap_or_default()
 }
 
+/// The files of a multipart/form-data body (what the body limit kept of it): each part whose
+/// Content-Disposition names a `filename=`, its data up to the CRLF before the next boundary.
+/// A part the kept body does not close is TRUNCATED.
+fn multipart_files(content_type: &[u8], body: &[u8], f: BodyFile, files: &mut Vec<HttpFile>) {
+    let Some(at) = content_type
+        .windows(9)
+        .position(|w| w.eq_ignore_ascii_case(b"boundary="))
+    else {
+        return;
+    };
+    let value = content_type.get(at + 9..).unwrap_or_default();
+    let value = value.split(|&b| b == b';').next().unwrap_or_default();
+    let boundary = trim(value);
+    let boundary = boundary
+        .strip_prefix(b"\"")
+        .and_then(|b| b.strip_suffix(b"\""))
+        .unwrap_or(boundary);
+    if boundary.is_empty() {
+        return;
+    }
+    let delim = [b"--", boundary].concat();
+    let finder = memchr::memmem::Finder::new(&delim);
+    let Some(first) = finder.find(body) else {
+        return;
+    };
+    let mut pos = first + delim.len();
+    loop {
+        let rest = body.get(pos..).unwrap_or_default();
+        if rest.starts_with(b"--") {
+            return;
+        }
+        let Some(head_end) = memchr::memmem::find(rest, b"\r\n\r\n") else {
+            return;
+        };
+        let head = rest.get(..head_end).unwrap_or_default();
+        let start = pos + head_end + 4;
+        let next = finder
+            .find(body.get(start..).unwrap_or_default())
+            .map(|p| start + p);
+        let end = match next {
+            Some(n) if n >= start + 2 && body.get(n - 2..n) == Some(b"\r\n") => n - 2,
+            Some(n) => n,
+            None => body.len(),
+        };
+        let name = head.split(|&b| b == b'\n').find_map(|line| {
+            let line = strip_cr(line);
+            let colon = line.iter().position(|&b| b == b':')?;
+            let (n, v) = (line.get(..colon)?, line.get(colon + 1..)?);
+            if trim(n).eq_ignore_ascii_case(b"content-disposition") {
+                content_disposition_filename(v)
+            } else {
+                None
+            }
+        });
+        if let Some(name) = name {
+            let gaps = f.gap_bytes > 0;
+            files.push(HttpFile {
+                direction: Direction::ToServer,
+                filename: name.to_vec(),
+                size: end.saturating_sub(start) as u64,
+                gaps,
+                state: if next.is_some() && !gaps {
+                    FileState::Closed
+                } else {
+                    FileState::Truncated
+                },
+            });
+        }
+        match next {
+            Some(n) => pos = n + delim.len(),
+            None => return,
+        }
+    }
+}
+
 fn body_file(
     direction: Direction,
     filename: &[u8],
@@ -334,30 +409,44 @@ fn header_names_buffer(headers: &Headers) -> Vec<u8> {
 }
 
 impl HttpTransaction {
-    /// The files this transaction carried (upload first), as Suricata's HTTP file tracking
-    /// opens them: a request body of a POST (multipart bodies excepted: their parts are files
-    /// Vigil does not split out yet) or PUT, named after the URI path; a response body, named
-    /// by Content-Disposition's filename or else the URI path. No request, no name, no file.
-    pub fn files(&self) -> impl Iterator<Item = HttpFile> + '_ {
+    /// The files this transaction carried (uploads first), as Suricata's HTTP file tracking
+    /// opens them: the parts of a multipart/form-data POST that name a `filename=`; the body
+    /// of another POST or of a PUT, named after the URI path; a response body, named by
+    /// Content-Disposition's filename or else the URI path. No request, no name, no file.
+    pub fn files(&self) -> Vec<HttpFile> {
+        let mut files = Vec::new();
         let req = self.req();
         let path = req.map(|r| uri_path(&r.uri_normalized)).unwrap_or_default();
-        let upload = req.and_then(|r| {
+        if let Some(r) = req {
             let put = r.method.eq_ignore_ascii_case(b"PUT");
-            let post = r.method.eq_ignore_ascii_case(b"POST")
-                && !find_header(&r.headers, b"content-type")
-                    .is_some_and(|ct| contains_ci(ct, b"multipart/form-data"));
-            if !(put || post) {
-                return None;
+            let post = r.method.eq_ignore_ascii_case(b"POST");
+            let multipart = find_header(&r.headers, b"content-type")
+                .filter(|ct| contains_ci(ct, b"multipart/form-data"));
+            match multipart {
+                Some(ct) if post => multipart_files(ct, &r.body, r.body_file, &mut files),
+                _ if put || post => files.extend(body_file(
+                    Direction::ToServer,
+                    path,
+                    &r.body,
+                    r.body_len,
+                    r.body_file,
+                )),
+                _ => {}
             }
-            body_file(Direction::ToServer, path, &r.body, r.body_len, r.body_file)
-        });
-        let download = self.resp().and_then(|r| {
+        }
+        if let Some(r) = self.resp() {
             let name = find_header(&r.headers, b"content-disposition")
                 .and_then(content_disposition_filename)
                 .unwrap_or(path);
-            body_file(Direction::ToClient, name, &r.body, r.body_len, r.body_file)
-        });
-        upload.into_iter().chain(download)
+            files.extend(body_file(
+                Direction::ToClient,
+                name,
+                &r.body,
+                r.body_len,
+                r.body_file,
+            ));
+        }
+        files
     }
 
     fn req(&self) -> Option<&HttpRequest> {

@@ -1017,7 +1017,7 @@ fn response_heads_end_lines_at_a_lone_cr() {
     let (txs, _) = run(HttpConfig::default(), pieces);
     assert_eq!(txs[0].response_body().unwrap(), b"abcd");
     assert_eq!(txs[0].status(), Some(200));
-    assert_eq!(txs[0].files().next().unwrap().filename, b"a.txt");
+    assert_eq!(txs[0].files()[0].filename, b"a.txt");
     assert_eq!(run_split(pieces, |_| 1).0, txs);
 }
 
@@ -1048,7 +1048,7 @@ fn files_of_transactions() {
         b"12345",
         HttpConfig::default(),
     );
-    let files: Vec<HttpFile> = txs[0].files().collect();
+    let files: Vec<HttpFile> = txs[0].files();
     assert_eq!(
         files,
         vec![HttpFile {
@@ -1060,30 +1060,48 @@ fn files_of_transactions() {
         }]
     );
     let (txs, _) = get_resp("", b"12345", HttpConfig::default());
-    assert_eq!(txs[0].files().next().unwrap().filename, b"/dir/f.bin");
+    assert_eq!(txs[0].files()[0].filename, b"/dir/f.bin");
     // No body, no file.
     let (txs, _) = get_resp("", b"", HttpConfig::default());
-    assert_eq!(txs[0].files().count(), 0);
+    assert_eq!(txs[0].files().len(), 0);
     // Past the body limit: the file holds the limit and is truncated.
     let cfg = HttpConfig {
         response_body_limit: 4,
         ..Default::default()
     };
     let (txs, _) = get_resp("", b"123456789", cfg);
-    let f = txs[0].files().next().unwrap();
+    let f = txs[0].files().remove(0);
     assert_eq!((f.size, f.state), (4, FileState::Truncated));
     // Uploads: a PUT or a plain POST body is a file named after the path; multipart is not.
     let put = b"PUT /up/a.bin HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc";
     let created = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
     let (txs, _) = run(HttpConfig::default(), &[(TS, put), (TC, created)]);
-    let files: Vec<HttpFile> = txs[0].files().collect();
+    let files: Vec<HttpFile> = txs[0].files();
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].direction, TS);
     assert_eq!(files[0].filename, b"/up/a.bin");
     assert_eq!(files[0].size, 3);
     let multi = b"POST /f HTTP/1.1\r\nHost: h\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 3\r\n\r\nabc";
     let (txs, _) = run(HttpConfig::default(), &[(TS, multi)]);
-    assert_eq!(txs[0].files().count(), 0);
+    assert_eq!(txs[0].files().len(), 0, "no boundary in the body, no part");
+    // Multipart: the parts naming a filename, each up to the CRLF before the next boundary.
+    let form = b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nvalue\r\n--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"up.txt\"\r\nContent-Type: text/plain\r\n\r\nfile body\r\n--XyZ\r\nContent-Disposition: form-data; name=\"g\"; filename=\"cut.bin\"\r\n\r\nno end";
+    let head = format!("POST /form HTTP/1.1\r\nHost: h\r\nContent-Type: multipart/form-data; boundary=\"XyZ\"\r\nContent-Length: {}\r\n\r\n", form.len());
+    let req = [head.as_bytes(), form].concat();
+    let (txs, _) = run(HttpConfig::default(), &[(TS, &req)]);
+    let files = txs[0].files();
+    let got: Vec<_> = files
+        .iter()
+        .map(|f| (f.filename.as_slice(), f.size, f.state))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (&b"up.txt"[..], 9, FileState::Closed),
+            (&b"cut.bin"[..], 6, FileState::Truncated)
+        ]
+    );
+    assert!(files.iter().all(|f| f.direction == TS));
     // A body cut by a gap: truncated, with the lost bytes counted.
     let mut p = HttpParser::new(HttpConfig::default());
     let mut out = AppOutput::default();
@@ -1099,7 +1117,7 @@ fn files_of_transactions() {
     p.finish(0, &mut out);
     let (mut txs, mut evs) = (Vec::new(), Vec::new());
     drain(&mut out, &mut txs, &mut evs);
-    let f = txs[0].files().next().unwrap();
+    let f = txs[0].files().remove(0);
     assert_eq!((f.size, f.gaps, f.state), (10, true, FileState::Truncated));
 }
 
@@ -1138,7 +1156,7 @@ fn sv_http_evader_bodies() {
             contains_ci(body, b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE"),
             "{case}"
         );
-        let files: Vec<HttpFile> = txs[0].files().collect();
+        let files: Vec<HttpFile> = txs[0].files();
         assert_eq!(files.len(), 1, "{case}");
         assert_eq!(files[0].filename, b"eicar.txt", "{case}");
         assert_eq!(files[0].state, FileState::Closed, "{case}");

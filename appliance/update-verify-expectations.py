@@ -37,7 +37,7 @@ def fail_reason(checks):
         if '"alert"' in c or "alert." in c or "flow.alerted: true" in c:
             r = "alerts differ from Suricata: " + re.sub(r" \(want.*$", "", c)[:160]
         elif '"fileinfo"' in c:
-            r = "needs fileinfo events (file tracking, not built)"
+            r = "fileinfo differs from Suricata: " + re.sub(r" \(want.*$", "", c)[:160]
         elif "stats." in c:
             r = "stats counters Vigil does not keep: " + re.sub(r"^.*?(stats\.[\w.]+).*$", r"\1", c)
         elif "pcap_cnt" in c and ('"tls"' in c or '"http"' in c or '"dns"' in c):

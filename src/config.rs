@@ -34,6 +34,10 @@ pub struct Config {
     pub anomaly: crate::anomaly::AnomalySection,
 }
 
+/// Most Content-Encoding layers `[app_layer.http] decompress_layer_limit` may allow (each is
+/// a decompressor with its own window, up to 64 KiB of state per body).
+pub const MAX_DECOMPRESS_LAYERS: usize = 16;
+
 /// Sizes `[eve] payload_buffer_size` may take.
 pub const PAYLOAD_BUFFER_SIZES: std::ops::RangeInclusive<usize> = 1..=1 << 20;
 
@@ -138,7 +142,7 @@ pub struct OutputSection {
     /// `nats://HOST:PORT/SUBJECT_PREFIX?stream=NAME&creds=FILE`.
     pub url: String,
     /// EVE event types this sink takes; empty = all (alert, flow, anomaly, http, dns, tls,
-    /// ssh, stats).
+    /// ssh, stats, response, fileinfo).
     #[serde(default)]
     pub types: Vec<String>,
 }
@@ -385,6 +389,9 @@ pub struct HttpSection {
     pub response_body_limit_bytes: usize,
     /// Which sides' headers `http` events list in full: none, request, response or both.
     pub dump_all_headers: HeaderDump,
+    /// Content-Encoding layers decoded in a response body (libhtp's
+    /// `response-body-decompress-layer-limit`); 0 = no limit up to 16.
+    pub decompress_layer_limit: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -420,6 +427,7 @@ impl Default for HttpSection {
             request_body_limit_bytes: d.request_body_limit,
             response_body_limit_bytes: d.response_body_limit,
             dump_all_headers: HeaderDump::None,
+            decompress_layer_limit: d.decompress_layer_limit,
         }
     }
 }
@@ -448,8 +456,7 @@ pub struct EveSection {
     /// Delete the oldest rotated files while they use more than this (bytes); 0 = no cap.
     pub max_disk_bytes: u64,
     /// Event types written to `eve.json` (alert, flow, anomaly, http, dns, tls, ssh, stats,
-    /// response);
-    /// empty = all.
+    /// response, fileinfo); empty = all.
     pub types: Vec<String>,
     /// Alerts carry `payload`: the base64 of the alerting packet's payload (Suricata's
     /// eve-log alert `payload`).
@@ -647,6 +654,13 @@ impl Config {
                 ),
             );
         }
+        if self.app_layer.http.decompress_layer_limit > MAX_DECOMPRESS_LAYERS {
+            return fail(
+                "app_layer.http",
+                "decompress_layer_limit",
+                format!("decompress_layer_limit must be 0..={MAX_DECOMPRESS_LAYERS}"),
+            );
+        }
         if self.capture.snaplen < 64 {
             return fail("capture", "snaplen", "snaplen must be at least 64".into());
         }
@@ -818,6 +832,11 @@ impl Config {
                     HeaderDump::Request => DumpHeaders::Request,
                     HeaderDump::Response => DumpHeaders::Response,
                     HeaderDump::Both => DumpHeaders::Both,
+                },
+                // 0 (no limit) is held to the cap too: a body's layers are state per flow.
+                decompress_layer_limit: match self.app_layer.http.decompress_layer_limit {
+                    0 => MAX_DECOMPRESS_LAYERS,
+                    n => n,
                 },
                 ..Default::default()
             },

@@ -801,7 +801,7 @@ fn summary(r: &ReplayReport, rules_loaded: usize) -> String {
     }
     let a = &s.app_layer;
     out.push_str(&format!(
-        "  app-layer flows: http {}, tls {}, dns {}, ssh {}, unrecognised {}; events: http {}, dns {}, tls {}, ssh {}\n",
+        "  app-layer flows: http {}, tls {}, dns {}, ssh {}, unrecognised {}; events: http {}, dns {}, tls {}, ssh {}, fileinfo {}\n",
         a.flows_http,
         a.flows_tls,
         a.flows_dns_udp + a.flows_dns_tcp,
@@ -811,6 +811,7 @@ fn summary(r: &ReplayReport, rules_loaded: usize) -> String {
         s.app_events.dns(),
         s.app_events.tls,
         s.app_events.ssh,
+        s.app_events.files,
     ));
     out.push_str(&format!(
         "  tcp reassembly: {} bytes, gaps {}, overlaps {} ({} with different data), memcap drops {}, depth reached {}\n",

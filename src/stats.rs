@@ -277,6 +277,8 @@ pub struct AppEventCounts {
     pub dns_tcp: u64,
     pub tls: u64,
     pub ssh: u64,
+    /// `fileinfo` events (files carried by HTTP bodies).
+    pub files: u64,
 }
 
 impl AppEventCounts {
@@ -286,6 +288,7 @@ impl AppEventCounts {
         self.dns_tcp += o.dns_tcp;
         self.tls += o.tls;
         self.ssh += o.ssh;
+        self.files += o.files;
     }
 
     pub fn dns(&self) -> u64 {

@@ -448,6 +448,22 @@ pub const SETTINGS: &[Setting] = &[
         key: "stream.async-oneside",
         apply: |_, v| only("false")(v),
     },
+    Setting {
+        key: "app-layer.protocols.http.libhtp.default-config.response-body-decompress-layer-limit",
+        apply: |s, v| {
+            s.config.app_layer.http.decompress_layer_limit = v
+                .parse()
+                .ok()
+                .filter(|n| *n <= crate::config::MAX_DECOMPRESS_LAYERS)
+                .ok_or_else(|| {
+                    format!(
+                        "{v:?} is not 0 to {} layers",
+                        crate::config::MAX_DECOMPRESS_LAYERS
+                    )
+                })?;
+            Ok(())
+        },
+    },
     // Vigil decodes VXLAN on UDP 4789 always (Suricata's default: enabled).
     Setting {
         key: "decoder.vxlan.enabled",
@@ -781,6 +797,8 @@ fn flatten(v: &Yaml, prefix: &str, setup: &mut CaseSetup) {
 }
 
 fn push_type(setup: &mut CaseSetup, name: &str) {
+    // Suricata's `files` logger writes `fileinfo` events.
+    let name = if name == "files" { "fileinfo" } else { name };
     let types = setup.view.types.get_or_insert_with(Vec::new);
     if !types.iter().any(|t| t == name) {
         types.push(name.to_string());

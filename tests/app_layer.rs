@@ -369,3 +369,86 @@ fn a_different_protocol_in_each_direction_is_reported() {
     );
     assert_eq!(run.of_type("flow")[0]["app_proto"], "http");
 }
+
+/// An EICAR download whose body is deflate, gzip, deflate (http-evader-150): with the case's
+/// layer limit of 3 the body is decoded, the rules on `file_data` alert, and the file is one
+/// `fileinfo` event oriented from the server, with the transaction's `http` object.
+#[test]
+fn fileinfo_for_a_layered_download() {
+    let case = "http-evader/http-evader-150";
+    let dir = std::env::temp_dir().join(format!("vigil-app-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("vigil.toml");
+    std::fs::write(&cfg, "[app_layer.http]\ndecompress_layer_limit = 3\n").unwrap();
+    let rules = common::shared()
+        .join("corpus/suricata-verify")
+        .join(case)
+        .join("test.rules");
+    let run = run_case(
+        case,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "-S",
+            rules.to_str().unwrap(),
+        ],
+    );
+    let sids: Vec<u64> = run
+        .of_type("alert")
+        .iter()
+        .filter_map(|a| a["alert"]["signature_id"].as_u64())
+        .collect();
+    assert_eq!(sids.len(), 2, "{sids:?}");
+    let files = run.of_type("fileinfo");
+    assert_eq!(files.len(), 1, "{files:#?}");
+    let f = files[0];
+    assert_eq!(f["app_proto"], "http");
+    assert_eq!(f["http"]["http_method"], "GET");
+    assert_eq!(f["http"]["hostname"], "evader.example.com");
+    assert_eq!(f["src_port"], 80, "a download travels from the server");
+    assert_eq!(f["fileinfo"]["filename"], "eicar.txt");
+    assert_eq!(f["fileinfo"]["state"], "CLOSED");
+    assert_eq!(f["fileinfo"]["gaps"], false);
+    assert_eq!(f["fileinfo"]["stored"], false);
+    assert_eq!(f["fileinfo"]["size"], 68, "the decoded EICAR string");
+    assert_eq!(f["fileinfo"]["tx_id"], f["tx_id"]);
+    assert_eq!(f["flow_id"], run.of_type("http")[0]["flow_id"]);
+
+    // The default limit (2) leaves the third layer encoded: no alert on the content, the
+    // transaction gets TOO_MANY_ENCODING_LAYERS, and `fileinfo` can be turned off.
+    std::fs::write(&cfg, "[eve]\ntypes = [\"alert\", \"http\", \"anomaly\"]\n").unwrap();
+    let run = run_case(
+        case,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "-S",
+            rules.to_str().unwrap(),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(run.of_type("alert").is_empty());
+    assert!(run.of_type("fileinfo").is_empty());
+    assert!(run
+        .of_type("anomaly")
+        .iter()
+        .any(|a| a["anomaly"]["event"] == "TOO_MANY_ENCODING_LAYERS"));
+}
+
+/// Files of the gap cases: a body cut by a lost segment is TRUNCATED with `gaps: true`.
+#[test]
+fn fileinfo_of_a_body_with_a_gap() {
+    let run = run_case("http-gap-whole-body", &[]);
+    let files = run.of_type("fileinfo");
+    assert_eq!(files.len(), 3, "{files:#?}");
+    let gapped: Vec<_> = files
+        .iter()
+        .filter(|f| f["fileinfo"]["gaps"] == true)
+        .collect();
+    assert_eq!(gapped.len(), 1);
+    assert_eq!(gapped[0]["fileinfo"]["state"], "TRUNCATED");
+    assert!(files
+        .iter()
+        .filter(|f| f["fileinfo"]["gaps"] == false)
+        .all(|f| f["fileinfo"]["state"] == "CLOSED"));
+}

@@ -146,6 +146,12 @@ pub enum AppEventKind {
     Alert(Box<AlertEvent>),
     /// A protocol record: EVE `http`, `dns`, `tls`, `ssh`.
     Record(AppRecord),
+    /// An EVE `fileinfo`: a file an HTTP transaction carried, with the transaction's `http`
+    /// object (shared with its `http` event).
+    File {
+        tx: std::sync::Arc<vigil_parsers::app::http::HttpTransaction>,
+        file: vigil_parsers::app::http::HttpFile,
+    },
     /// An EVE `anomaly` of type `applayer` (parser or detection finding) or `stream`.
     Anomaly {
         kind: &'static str,
@@ -202,6 +208,7 @@ impl EveEvent {
             EveEvent::App(a) => match &a.kind {
                 AppEventKind::Alert(_) => EventType::Alert,
                 AppEventKind::Anomaly { .. } => EventType::Anomaly,
+                AppEventKind::File { .. } => EventType::FileInfo,
                 AppEventKind::Record(r) => match r {
                     AppRecord::Http(_) => EventType::Http,
                     AppRecord::Dns(_) => EventType::Dns,
@@ -629,6 +636,7 @@ impl Serialize for AppJson<'_> {
             AppEventKind::Record(r) => r.proto().as_str(),
             AppEventKind::Anomaly { .. } => "anomaly",
             AppEventKind::Alert(_) => "alert",
+            AppEventKind::File { .. } => "fileinfo",
         };
         m.serialize_entry("event_type", event_type)?;
         if let Some(v) = vlans(&a.vlans, vlan_count(&a.vlans)) {
@@ -664,6 +672,17 @@ impl Serialize for AppJson<'_> {
             AppEventKind::Record(AppRecord::Dns(msg)) => m.serialize_entry("dns", &**msg)?,
             AppEventKind::Record(AppRecord::Tls(hs)) => m.serialize_entry("tls", &**hs)?,
             AppEventKind::Record(AppRecord::Ssh(hs)) => m.serialize_entry("ssh", &**hs)?,
+            AppEventKind::File { tx, file } => {
+                m.serialize_entry("http", &vigil_parsers::app::http::HttpMetadata(tx))?;
+                m.serialize_entry("app_proto", AppProto::Http.as_str())?;
+                m.serialize_entry(
+                    "fileinfo",
+                    &FileInfoJson {
+                        file,
+                        tx_id: tx.tx_id,
+                    },
+                )?;
+            }
             AppEventKind::Anomaly {
                 kind,
                 event,
@@ -679,6 +698,31 @@ impl Serialize for AppJson<'_> {
                 },
             )?,
         }
+        m.end()
+    }
+}
+
+/// Suricata's `fileinfo` object, fields in its order. Nothing is stored or hashed, so
+/// `stored` is always false.
+struct FileInfoJson<'a> {
+    file: &'a vigil_parsers::app::http::HttpFile,
+    tx_id: u64,
+}
+
+impl Serialize for FileInfoJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let f = self.file;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry(
+            "filename",
+            &vigil_parsers::app::eve_bytes_to_string(&f.filename),
+        )?;
+        m.serialize_entry("gaps", &f.gaps)?;
+        m.serialize_entry("state", f.state.as_str())?;
+        m.serialize_entry("stored", &false)?;
+        m.serialize_entry("size", &f.size)?;
+        m.serialize_entry("tx_id", &self.tx_id)?;
         m.end()
     }
 }

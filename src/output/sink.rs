@@ -18,10 +18,12 @@ pub enum EventType {
     Ssh,
     Stats,
     Response,
+    /// Appended last: spool files store a type as its index here.
+    FileInfo,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 10] = [
         EventType::Alert,
         EventType::Flow,
         EventType::Anomaly,
@@ -31,6 +33,7 @@ impl EventType {
         EventType::Ssh,
         EventType::Stats,
         EventType::Response,
+        EventType::FileInfo,
     ];
 
     /// The EVE `event_type` value.
@@ -45,6 +48,7 @@ impl EventType {
             EventType::Ssh => "ssh",
             EventType::Stats => "stats",
             EventType::Response => "response",
+            EventType::FileInfo => "fileinfo",
         }
     }
 

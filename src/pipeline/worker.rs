@@ -465,6 +465,9 @@ impl Worker {
                     self.report
                         .app_events
                         .count(record.proto(), rec.proto == PROTO_TCP);
+                    if let AppRecord::Http(tx) = &record {
+                        self.emit_files(rec, tx, ts_ns, packet);
+                    }
                     (dir, tx_id, AppEventKind::Record(record))
                 }
                 AppItem::ParserEvent(e) => {
@@ -531,6 +534,37 @@ impl Worker {
             })));
         }
         self.items = items;
+    }
+
+    /// One `fileinfo` event per file the transaction carried, oriented as the file travelled
+    /// (a download from the server), as Suricata logs them.
+    fn emit_files(
+        &mut self,
+        rec: &FlowRecord,
+        tx: &std::sync::Arc<vigil_parsers::app::http::HttpTransaction>,
+        ts_ns: u64,
+        packet: Option<(u64, u32)>,
+    ) {
+        for file in tx.files() {
+            self.report.app_events.files += 1;
+            let (src, dst, ports) = rec.oriented(file.direction);
+            let tx = std::sync::Arc::clone(tx);
+            self.events.push(EveEvent::App(Box::new(AppEvent {
+                ts_ns,
+                pcap_cnt: packet.map(|p| p.0),
+                file_index: packet.map(|p| p.1),
+                flow_id: rec.flow_id,
+                src,
+                dst,
+                ports,
+                proto: rec.proto,
+                vlans: rec.key.vlans,
+                tunnel: rec.tunnel,
+                community: rec.community,
+                tx_id: Some(tx.tx_id),
+                kind: AppEventKind::File { tx, file },
+            })));
+        }
     }
 
     /// Takes one anomaly event from this second's budget; false (and counted) when it is spent.

@@ -117,6 +117,10 @@ pub struct HttpConfig {
     pub max_headers: usize,
     /// Most decompressed bytes produced per body (guards against compression bombs).
     pub decompress_limit: u64,
+    /// Most Content-Encoding layers decoded in a response (libhtp's
+    /// `response-body-decompress-layer-limit`; 0: no limit). Past it the rest are not decoded
+    /// and `TOO_MANY_ENCODING_LAYERS` is raised.
+    pub decompress_layer_limit: usize,
     /// Transactions waiting for their response before the oldest is handed out unfinished.
     pub max_pending_txs: usize,
     pub dump_all_headers: DumpHeaders,
@@ -131,6 +135,7 @@ impl Default for HttpConfig {
             max_head_size: 64 * 1024,
             max_headers: 1024,
             decompress_limit: 1024 * 1024,
+            decompress_layer_limit: 2,
             max_pending_txs: 256,
             dump_all_headers: DumpHeaders::None,
         }
@@ -169,6 +174,7 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
     /// Body bytes seen after dechunking, before decompression (counted past the limit).
     pub body_len: u64,
+    pub body_file: BodyFile,
     pub complete: bool,
 }
 
@@ -186,7 +192,187 @@ pub struct HttpResponse {
     pub headers: Headers,
     pub body: Vec<u8>,
     pub body_len: u64,
+    pub body_file: BodyFile,
     pub complete: bool,
+}
+
+/// What file tracking needs of a body beyond its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BodyFile {
+    /// Bytes of the body lost in stream gaps.
+    pub gap_bytes: u64,
+    /// The decoded body ran past the body limit: the file holds only its start.
+    pub truncated: bool,
+    /// The body ended as its framing said (not cut off by a gap or the flow's end).
+    pub closed: bool,
+}
+
+/// A file's state when it is logged, as Suricata names it in `fileinfo.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileState {
+    Closed,
+    Truncated,
+}
+
+impl FileState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileState::Closed => "CLOSED",
+            FileState::Truncated => "TRUNCATED",
+        }
+    }
+}
+
+/// A file carried by an HTTP body, as Suricata tracks it: a response body, or a POST (not
+/// multipart) or PUT request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpFile {
+    /// `ToClient` for a download, `ToServer` for an upload.
+    pub direction: Direction,
+    pub filename: Vec<u8>,
+    /// Decoded bytes tracked (at most the body limit), plus bytes lost in gaps.
+    pub size: u64,
+    pub gaps: bool,
+    pub state: FileState,
+}
+
+/// The `filename=` parameter of a Content-Disposition value, quotes removed (Suricata's
+/// `HTTPParseContentDispositionHeader`: parameters split on unquoted `;`).
+pub fn content_disposition_filename(v: &[u8]) -> Option<&[u8]> {
+    let mut quoted = false;
+    let mut start = 0;
+    let mut params = Vec::new();
+    for (i, &b) in v.iter().enumerate() {
+        if b == b'"' && (i == 0 || v.get(i - 1) != Some(&b'\\')) {
+            quoted = !quoted;
+        } else if b == b';' && !quoted {
+            params.push(v.get(start..i).unwrap_or_default());
+            start = i + 1;
+        }
+    }
+    params.push(v.get(start..).unwrap_or_default());
+    params.into_iter().find_map(|p| {
+        let p = trim(p);
+        let name = p.get(..9)?;
+        if !name.eq_ignore_ascii_case(b"filename=") {
+            return None;
+        }
+        let value = trim(p.get(9..)?);
+        let value = value
+            .strip_prefix(b"\"")
+            .and_then(|x| x.strip_suffix(b"\""))
+            .unwrap_or(value);
+        (!value.is_empty()).then_some(value)
+    })
+}
+
+/// The normalized URI path without query or fragment: what Suricata names a file after when
+/// no Content-Disposition names it (libhtp's `parsed_uri->path`).
+fn uri_path(normalized: &[u8]) -> &[u8] {
+    let end = normalized
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .unwrap_or(normalized.len());
+    normalized.get(..end).unwrap_or_default()
+}
+
+/// The files of a multipart/form-data body (what the body limit kept of it): each part whose
+/// Content-Disposition names a `filename=`, its data up to the CRLF before the next boundary.
+/// A part the kept body does not close is TRUNCATED.
+fn multipart_files(content_type: &[u8], body: &[u8], f: BodyFile, files: &mut Vec<HttpFile>) {
+    let Some(at) = content_type
+        .windows(9)
+        .position(|w| w.eq_ignore_ascii_case(b"boundary="))
+    else {
+        return;
+    };
+    let value = content_type.get(at + 9..).unwrap_or_default();
+    let value = value.split(|&b| b == b';').next().unwrap_or_default();
+    let boundary = trim(value);
+    let boundary = boundary
+        .strip_prefix(b"\"")
+        .and_then(|b| b.strip_suffix(b"\""))
+        .unwrap_or(boundary);
+    if boundary.is_empty() {
+        return;
+    }
+    let delim = [b"--", boundary].concat();
+    let finder = memchr::memmem::Finder::new(&delim);
+    let Some(first) = finder.find(body) else {
+        return;
+    };
+    let mut pos = first + delim.len();
+    loop {
+        let rest = body.get(pos..).unwrap_or_default();
+        if rest.starts_with(b"--") {
+            return;
+        }
+        let Some(head_end) = memchr::memmem::find(rest, b"\r\n\r\n") else {
+            return;
+        };
+        let head = rest.get(..head_end).unwrap_or_default();
+        let start = pos + head_end + 4;
+        let next = finder
+            .find(body.get(start..).unwrap_or_default())
+            .map(|p| start + p);
+        let end = match next {
+            Some(n) if n >= start + 2 && body.get(n - 2..n) == Some(b"\r\n") => n - 2,
+            Some(n) => n,
+            None => body.len(),
+        };
+        let name = head.split(|&b| b == b'\n').find_map(|line| {
+            let line = strip_cr(line);
+            let colon = line.iter().position(|&b| b == b':')?;
+            let (n, v) = (line.get(..colon)?, line.get(colon + 1..)?);
+            if trim(n).eq_ignore_ascii_case(b"content-disposition") {
+                content_disposition_filename(v)
+            } else {
+                None
+            }
+        });
+        if let Some(name) = name {
+            let gaps = f.gap_bytes > 0;
+            files.push(HttpFile {
+                direction: Direction::ToServer,
+                filename: name.to_vec(),
+                size: end.saturating_sub(start) as u64,
+                gaps,
+                state: if next.is_some() && !gaps {
+                    FileState::Closed
+                } else {
+                    FileState::Truncated
+                },
+            });
+        }
+        match next {
+            Some(n) => pos = n + delim.len(),
+            None => return,
+        }
+    }
+}
+
+fn body_file(
+    direction: Direction,
+    filename: &[u8],
+    body: &[u8],
+    body_len: u64,
+    f: BodyFile,
+) -> Option<HttpFile> {
+    if body_len == 0 || filename.is_empty() {
+        return None;
+    }
+    let gaps = f.gap_bytes > 0;
+    Some(HttpFile {
+        direction,
+        filename: filename.to_vec(),
+        size: (body.len() as u64).saturating_add(f.gap_bytes),
+        gaps,
+        state: if gaps || f.truncated || !f.closed {
+            FileState::Truncated
+        } else {
+            FileState::Closed
+        },
+    })
 }
 
 /// One request/response exchange: the EVE `http` record.
@@ -223,6 +409,46 @@ fn header_names_buffer(headers: &Headers) -> Vec<u8> {
 }
 
 impl HttpTransaction {
+    /// The files this transaction carried (uploads first), as Suricata's HTTP file tracking
+    /// opens them: the parts of a multipart/form-data POST that name a `filename=`; the body
+    /// of another POST or of a PUT, named after the URI path; a response body, named by
+    /// Content-Disposition's filename or else the URI path. No request, no name, no file.
+    pub fn files(&self) -> Vec<HttpFile> {
+        let mut files = Vec::new();
+        let req = self.req();
+        let path = req.map(|r| uri_path(&r.uri_normalized)).unwrap_or_default();
+        if let Some(r) = req {
+            let put = r.method.eq_ignore_ascii_case(b"PUT");
+            let post = r.method.eq_ignore_ascii_case(b"POST");
+            let multipart = find_header(&r.headers, b"content-type")
+                .filter(|ct| contains_ci(ct, b"multipart/form-data"));
+            match multipart {
+                Some(ct) if post => multipart_files(ct, &r.body, r.body_file, &mut files),
+                _ if put || post => files.extend(body_file(
+                    Direction::ToServer,
+                    path,
+                    &r.body,
+                    r.body_len,
+                    r.body_file,
+                )),
+                _ => {}
+            }
+        }
+        if let Some(r) = self.resp() {
+            let name = find_header(&r.headers, b"content-disposition")
+                .and_then(content_disposition_filename)
+                .unwrap_or(path);
+            files.extend(body_file(
+                Direction::ToClient,
+                name,
+                &r.body,
+                r.body_len,
+                r.body_file,
+            ));
+        }
+        files
+    }
+
     fn req(&self) -> Option<&HttpRequest> {
         self.request.as_ref()
     }
@@ -419,6 +645,22 @@ fn content_range(v: &[u8]) -> (Option<u64>, Option<u64>, Option<u64>) {
 impl Serialize for HttpTransaction {
     /// Suricata 8's EVE `http` object, fields in its order.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.serialize_object(s, self.dump)
+    }
+}
+
+/// The `http` object without header dumps (`request_headers`/`response_headers`): what
+/// Suricata shows beside a file (`fileinfo`).
+pub struct HttpMetadata<'a>(pub &'a HttpTransaction);
+
+impl Serialize for HttpMetadata<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_object(s, DumpHeaders::None)
+    }
+}
+
+impl HttpTransaction {
+    fn serialize_object<S: Serializer>(&self, s: S, dump: DumpHeaders) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
         let str_of = eve_bytes_to_string;
         if let Some(req) = self.req() {
@@ -477,12 +719,12 @@ impl Serialize for HttpTransaction {
             }
         }
         m.serialize_entry("length", &self.response_body_len())?;
-        if self.dump.request() {
+        if dump.request() {
             if let Some(req) = self.req().filter(|r| !r.headers.is_empty()) {
                 m.serialize_entry("request_headers", &HeaderList(&req.headers))?;
             }
         }
-        if self.dump.response() {
+        if dump.response() {
             if let Some(resp) = self.resp().filter(|r| !r.headers.is_empty()) {
                 m.serialize_entry("response_headers", &HeaderList(&resp.headers))?;
             }
@@ -514,6 +756,15 @@ fn trim(mut s: &[u8]) -> &[u8] {
         }
     }
     s
+}
+
+/// A header name trimmed of C `isspace` bytes, vertical tab included (libhtp's trimming).
+fn trim_name(s: &[u8]) -> &[u8] {
+    let keep = |b: &u8| !(b.is_ascii_whitespace() || *b == 0x0b);
+    match (s.iter().position(keep), s.iter().rposition(keep)) {
+        (Some(a), Some(z)) => s.get(a..=z).unwrap_or_default(),
+        _ => &[],
+    }
 }
 
 fn strip_cr(s: &[u8]) -> &[u8] {
@@ -749,10 +1000,126 @@ fn scan_head(carried: &[u8], rest: &[u8], line_start: &mut Option<usize>, max_li
     }
 }
 
+/// `scan_head` for responses, whose lines libhtp (as Suricata 8 runs it) ends at CRLF, LF CR,
+/// LF or a lone CR, so `\r\r` ends a head and `ok\rTransfer-Encoding: chunked` is two lines.
+/// A CR or LF as the last byte seen waits for the next byte.
+fn scan_response_head(
+    carried: &[u8],
+    rest: &[u8],
+    line_start: &mut Option<usize>,
+    max_line: usize,
+) -> Scan {
+    let c = carried.len();
+    let at = |i: usize| {
+        if i < c {
+            carried.get(i).copied()
+        } else {
+            rest.get(i - c).copied()
+        }
+    };
+    let eol_from = |i: usize| {
+        let in_carried = carried
+            .get(i..)
+            .and_then(|t| memchr::memchr2(b'\r', b'\n', t))
+            .map(|p| i + p);
+        in_carried.or_else(|| {
+            let from = i.saturating_sub(c);
+            memchr::memchr2(b'\r', b'\n', rest.get(from..).unwrap_or_default())
+                .map(|p| c + from + p)
+        })
+    };
+    let mut i = 0;
+    while let Some(j) = eol_from(i) {
+        if j - i > max_line.saturating_add(1) {
+            return Scan::TooLong;
+        }
+        let Some(eol) = response_eol(at, j, j == i) else {
+            break;
+        };
+        let end = j + eol;
+        if j == i {
+            return Scan::Found(end.saturating_sub(c));
+        }
+        i = end;
+    }
+    *line_start = if i >= c { Some(i - c) } else { None };
+    if c.saturating_add(rest.len()).saturating_sub(i) > max_line.saturating_add(1) {
+        Scan::TooLong
+    } else {
+        Scan::NeedMore
+    }
+}
+
+/// Length of the line end at `j` (a CR or LF) in a response head, by libhtp's response rules:
+/// the deformed `\n\r\r\n` before `\n`/`\r\n`, the deformed `\r\n\r` + CR/SP/HT run + optional
+/// LF not before `\n`/`\r\n`, else CRLF, LF CR, LF or CR. `empty_line`: the line is empty, where
+/// libhtp ends the head at the first regular line end. `None`: more bytes are needed to tell.
+fn response_eol(at: impl Fn(usize) -> Option<u8>, j: usize, empty_line: bool) -> Option<usize> {
+    let b0 = at(j)?;
+    let next_is_eol = |k: usize| match at(k) {
+        None => None,
+        Some(b'\n') => Some(true),
+        Some(b'\r') => at(k + 1).map(|b| b == b'\n'),
+        Some(_) => Some(false),
+    };
+    if !empty_line
+        && b0 == b'\n'
+        && at(j + 1) == Some(b'\r')
+        && at(j + 2) == Some(b'\r')
+        && at(j + 3) == Some(b'\n')
+        && next_is_eol(j + 4)?
+    {
+        return Some(4);
+    }
+    if !empty_line && b0 == b'\r' && at(j + 1) == Some(b'\n') && at(j + 2) == Some(b'\r') {
+        let mut k = j + 3;
+        while matches!(at(k), Some(b'\r' | b' ' | b'\t')) {
+            k += 1;
+        }
+        at(k)?;
+        if k > j + 3 {
+            if at(k) == Some(b'\n') {
+                k += 1;
+            }
+            if !next_is_eol(k)? {
+                return Some(k - j);
+            }
+        }
+    }
+    match (b0, at(j + 1)?) {
+        (b'\r', b'\n') | (b'\n', b'\r') => Some(2),
+        _ => Some(1),
+    }
+}
+
+/// The lines of a response head, split as `scan_response_head` found them, without their
+/// line ends.
+fn response_lines(head: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = head;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        match memchr::memchr2(b'\r', b'\n', rest) {
+            None => Some(std::mem::take(&mut rest)),
+            Some(j) => {
+                let line = rest.get(..j).unwrap_or_default();
+                let at = |i: usize| rest.get(i).copied();
+                // The head is whole: what needed more bytes is the regular rule's one byte.
+                let eol = response_eol(at, j, line.is_empty()).unwrap_or(1);
+                rest = rest.get(j + eol..).unwrap_or_default();
+                Some(line)
+            }
+        }
+    })
+}
+
 /// Header lines of a head (after its start line), unfolded, as (name, value) pairs. Calls
 /// `missing_colon` for lines without a colon (kept as a name with an empty value, like libhtp).
+/// `fold_nul`: a line starting with NUL continues the previous one (libhtp's response rule).
 fn for_each_header<'a>(
     lines: impl Iterator<Item = &'a [u8]>,
+    fold_nul: bool,
     mut f: impl FnMut(&'a [u8], Vec<u8>, bool),
 ) {
     let mut cur: Option<(&'a [u8], Vec<u8>, bool)> = None;
@@ -761,10 +1128,13 @@ fn for_each_header<'a>(
         if line.is_empty() {
             break;
         }
-        if line.first().is_some_and(|&b| is_ws(b)) {
+        if line
+            .first()
+            .is_some_and(|&b| is_ws(b) || (fold_nul && b == 0))
+        {
             if let Some((_, v, _)) = cur.as_mut() {
                 // Obsolete line folding: the continuation joins the value with one space.
-                let t = trim(line);
+                let t = trim(line.strip_prefix(b"\0").unwrap_or(line));
                 if !t.is_empty() {
                     if !v.is_empty() {
                         v.push(b' ');
@@ -779,7 +1149,7 @@ fn for_each_header<'a>(
         }
         cur = Some(match line.iter().position(|&b| b == b':') {
             Some(p) => (
-                trim(line.get(..p).unwrap_or_default()),
+                trim_name(line.get(..p).unwrap_or_default()),
                 trim(line.get(p + 1..).unwrap_or_default()).to_vec(),
                 true,
             ),
@@ -793,6 +1163,15 @@ fn for_each_header<'a>(
 
 /// Adds a header to the merged table. Returns false when the table is full.
 fn add_header(headers: &mut Headers, name: &[u8], value: Vec<u8>, max: usize) -> AddResult {
+    // libhtp looks names up ignoring NULs (`Transfer\0-Encoding` is Transfer-Encoding to it);
+    // the table keeps such a name without them, so lookups stay plain comparisons.
+    let cleaned: Vec<u8>;
+    let name = if name.contains(&0) {
+        cleaned = name.iter().copied().filter(|&b| b != 0).collect();
+        cleaned.as_slice()
+    } else {
+        name
+    };
     if let Some((_, v)) = headers
         .iter_mut()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -835,51 +1214,55 @@ fn parse_headers(
 ) {
     let req = dir == Direction::ToServer;
     let mut full_reported = false;
-    for_each_header(lines, |name, value, has_colon| {
-        if !has_colon {
-            out.event(
-                AppProto::Http,
-                if req {
-                    "REQUEST_FIELD_MISSING_COLON"
-                } else {
-                    "RESPONSE_FIELD_MISSING_COLON"
-                },
-                dir,
-                Some(tx_id),
-            );
-        }
-        if name.is_empty() && value.is_empty() {
-            return;
-        }
-        match add_header(headers, name, value, max) {
-            AddResult::Ok => {}
-            AddResult::Full => {
-                if !full_reported {
-                    full_reported = true;
-                    out.event(
-                        AppProto::Http,
-                        if req {
-                            "REQUEST_TOO_MANY_HEADERS"
-                        } else {
-                            "RESPONSE_TOO_MANY_HEADERS"
-                        },
-                        dir,
-                        Some(tx_id),
-                    );
-                }
+    for_each_header(
+        lines,
+        dir == Direction::ToClient,
+        |name, value, has_colon| {
+            if !has_colon {
+                out.event(
+                    AppProto::Http,
+                    if req {
+                        "REQUEST_FIELD_MISSING_COLON"
+                    } else {
+                        "RESPONSE_FIELD_MISSING_COLON"
+                    },
+                    dir,
+                    Some(tx_id),
+                );
             }
-            AddResult::DuplicateCl => out.event(
-                AppProto::Http,
-                if req {
-                    "DUPLICATE_CONTENT_LENGTH_FIELD_IN_REQUEST"
-                } else {
-                    "DUPLICATE_CONTENT_LENGTH_FIELD_IN_RESPONSE"
-                },
-                dir,
-                Some(tx_id),
-            ),
-        }
-    });
+            if name.is_empty() && value.is_empty() {
+                return;
+            }
+            match add_header(headers, name, value, max) {
+                AddResult::Ok => {}
+                AddResult::Full => {
+                    if !full_reported {
+                        full_reported = true;
+                        out.event(
+                            AppProto::Http,
+                            if req {
+                                "REQUEST_TOO_MANY_HEADERS"
+                            } else {
+                                "RESPONSE_TOO_MANY_HEADERS"
+                            },
+                            dir,
+                            Some(tx_id),
+                        );
+                    }
+                }
+                AddResult::DuplicateCl => out.event(
+                    AppProto::Http,
+                    if req {
+                        "DUPLICATE_CONTENT_LENGTH_FIELD_IN_REQUEST"
+                    } else {
+                        "DUPLICATE_CONTENT_LENGTH_FIELD_IN_RESPONSE"
+                    },
+                    dir,
+                    Some(tx_id),
+                ),
+            }
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -961,19 +1344,27 @@ enum DecState {
     Stopped,
 }
 
+/// One Content-Encoding layer.
 #[derive(Debug)]
-struct Decoder {
+struct Layer {
+    enc: Enc,
     codec: Option<Codec>,
-    /// Raw bytes seen before any output (for the pass-through fallback).
+    /// Raw bytes seen before any output (for the pass-through fallback and the restart).
     prefix: Vec<u8>,
+    /// Raw bytes fed so far.
+    seen: u64,
     /// Deflate bytes held until two are known (zlib header or raw stream).
     held: Vec<u8>,
     state: DecState,
     produced: bool,
+    /// A gzip stream whose header the decoder refused was restarted as raw deflate.
+    restarted: bool,
+    /// Stopped because its output reached the limit it was given.
+    full: bool,
 }
 
-impl Decoder {
-    fn new(enc: Enc) -> Decoder {
+impl Layer {
+    fn new(enc: Enc) -> Layer {
         let codec = match enc {
             Enc::Gzip => Some(Codec::Gzip(Box::new(flate2::write::GzDecoder::new(
                 Sink::default(),
@@ -981,13 +1372,51 @@ impl Decoder {
             // zlib-wrapped or raw: decided from the first two bytes.
             Enc::Deflate => None,
         };
-        Decoder {
+        Layer {
+            enc,
             codec,
             prefix: Vec::new(),
+            seen: 0,
             held: Vec::new(),
             state: DecState::Running,
             produced: false,
+            restarted: false,
+            full: false,
         }
+    }
+
+    /// Writes `parts` into the codec and moves its output to `body`.
+    fn run(
+        &mut self,
+        parts: [&[u8]; 2],
+        body: &mut Vec<u8>,
+        limit: usize,
+        bomb: u64,
+        last: bool,
+    ) -> std::io::Result<()> {
+        let Some(codec) = self.codec.as_mut() else {
+            return Ok(());
+        };
+        let room_bomb =
+            usize::try_from(bomb.saturating_sub(codec.sink().total)).unwrap_or(usize::MAX);
+        codec.sink().room = limit.saturating_sub(body.len()).min(room_bomb);
+        let mut res = Ok(());
+        for part in parts {
+            if res.is_ok() {
+                res = codec.write_all(part);
+            }
+        }
+        if res.is_ok() && last {
+            res = codec.try_finish();
+        }
+        let sink = codec.sink();
+        store(body, &sink.out, limit);
+        sink.out.clear();
+        if sink.total > 0 && !self.produced {
+            self.produced = true;
+            self.prefix = Vec::new();
+        }
+        res
     }
 
     /// Feeds raw body bytes (`last`: the body ended); appends decoded output to `body`.
@@ -1010,6 +1439,7 @@ impl Decoder {
         }
         if body.len() >= limit && !data.is_empty() {
             self.state = DecState::Stopped;
+            self.full = true;
             return None;
         }
         let early = std::mem::take(&mut self.held);
@@ -1020,6 +1450,7 @@ impl Decoder {
                 self.held = early;
                 self.held.extend_from_slice(data);
                 self.record_prefix(data);
+                self.seen = self.seen.saturating_add(data.len() as u64);
                 return None;
             }
             let zlib = match (a, b) {
@@ -1034,32 +1465,55 @@ impl Decoder {
                 ))
             });
         }
+        // Whether `prefix` holds every raw byte before `data[took..]`.
+        let seen_before = self.seen;
+        self.seen = self.seen.saturating_add(data.len() as u64);
         let took = self.record_prefix(data);
-        let codec = self.codec.as_mut()?;
-        let room_bomb =
-            usize::try_from(bomb.saturating_sub(codec.sink().total)).unwrap_or(usize::MAX);
-        codec.sink().room = limit.saturating_sub(body.len()).min(room_bomb);
-        let mut res = codec.write_all(&early);
-        if res.is_ok() {
-            res = codec.write_all(data);
+        let whole = self.prefix.len() as u64 == seen_before.saturating_add(took as u64);
+        let mut res = self.run([&early, data], body, limit, bomb, last);
+        let header_refused = res
+            .as_ref()
+            .is_err_and(|e| e.kind() != std::io::ErrorKind::WriteZero);
+        if header_refused
+            && self.enc == Enc::Gzip
+            && !self.produced
+            && !self.restarted
+            && whole
+            && self.prefix.len() > 10
+        {
+            // A gzip stream whose header the decoder refuses (reserved flags, a header CRC
+            // flag without the CRC, a wrong header CRC) is restarted as raw deflate after the
+            // header, as libhtp and lenient clients read it.
+            let skip = gzip_header_len(&self.prefix).unwrap_or(10);
+            self.restarted = true;
+            self.codec = Some(Codec::Raw(Box::new(flate2::write::DeflateDecoder::new(
+                Sink::default(),
+            ))));
+            let prefix = std::mem::take(&mut self.prefix);
+            res = self.run(
+                [
+                    prefix.get(skip..).unwrap_or_default(),
+                    data.get(took..).unwrap_or_default(),
+                ],
+                body,
+                limit,
+                bomb,
+                last,
+            );
+            if !self.produced {
+                self.prefix = prefix;
+            }
         }
-        if res.is_ok() && last {
-            res = codec.try_finish();
-        }
-        let sink = codec.sink();
-        store(body, &sink.out, limit);
-        sink.out.clear();
-        let total = sink.total;
-        let room = sink.room;
-        if total > 0 && !self.produced {
-            self.produced = true;
-            self.prefix = Vec::new();
-        }
+        let (total, room) = match self.codec.as_mut() {
+            Some(c) => (c.sink().total, c.sink().room),
+            None => (0, 0),
+        };
         let Err(e) = res else {
             return None;
         };
         self.state = DecState::Stopped;
         if e.kind() == std::io::ErrorKind::Other && room == 0 {
+            self.full = total < bomb;
             return (total >= bomb).then_some("COMPRESSION_BOMB");
         }
         if e.kind() == std::io::ErrorKind::WriteZero {
@@ -1086,6 +1540,92 @@ impl Decoder {
             .extend_from_slice(data.get(..n).unwrap_or_default());
         n
     }
+}
+
+/// The Content-Encoding layers of a body, in decoding order: each layer's output is the next
+/// one's input, the last writes the body.
+#[derive(Debug)]
+struct Decoder {
+    layers: Vec<Layer>,
+    /// Output of the layer before, input of the next (only with more than one layer).
+    scratch: [Vec<u8>; 2],
+}
+
+impl Decoder {
+    fn new(encs: &[Enc]) -> Option<Decoder> {
+        (!encs.is_empty()).then(|| Decoder {
+            layers: encs.iter().map(|&e| Layer::new(e)).collect(),
+            scratch: [Vec::new(), Vec::new()],
+        })
+    }
+
+    /// Whether decoding stopped because the body limit was reached.
+    fn full(&self) -> bool {
+        self.layers.last().is_some_and(|l| l.full)
+    }
+
+    fn stop(&mut self) {
+        for l in &mut self.layers {
+            l.state = DecState::Stopped;
+        }
+    }
+
+    /// Feeds raw body bytes through every layer; the first failure's event is returned.
+    fn feed(
+        &mut self,
+        data: &[u8],
+        body: &mut Vec<u8>,
+        limit: usize,
+        bomb: u64,
+        last: bool,
+    ) -> Option<&'static str> {
+        let Some((final_layer, inner)) = self.layers.split_last_mut() else {
+            store(body, data, limit);
+            return None;
+        };
+        if inner.is_empty() {
+            return final_layer.feed(data, body, limit, bomb, last);
+        }
+        // Inner layers are bounded by the bomb limit alone; the body limit applies at the end.
+        let cap = usize::try_from(bomb).unwrap_or(usize::MAX);
+        let [mut input, mut output] = std::mem::take(&mut self.scratch);
+        let mut event = None;
+        for (i, layer) in inner.iter_mut().enumerate() {
+            output.clear();
+            let src = if i == 0 { data } else { input.as_slice() };
+            if let Some(e) = layer.feed(src, &mut output, cap, bomb, last) {
+                event = event.or(Some(e));
+            }
+            std::mem::swap(&mut input, &mut output);
+        }
+        if let Some(e) = final_layer.feed(&input, body, limit, bomb, last) {
+            event = event.or(Some(e));
+        }
+        input.clear();
+        output.clear();
+        self.scratch = [input, output];
+        event
+    }
+}
+
+/// Length of a gzip member header (RFC 1952: 10 fixed bytes, then the optional fields its flags
+/// announce; reserved flags are ignored), when `p` holds all of it.
+fn gzip_header_len(p: &[u8]) -> Option<usize> {
+    let flags = *p.get(3)?;
+    let mut k = 10usize;
+    if flags & 0x04 != 0 {
+        let xlen = usize::from(*p.get(k)?) | usize::from(*p.get(k + 1)?) << 8;
+        k = k.checked_add(2 + xlen)?;
+    }
+    for bit in [0x08, 0x10] {
+        if flags & bit != 0 {
+            k = k + memchr::memchr(0, p.get(k..)?)? + 1;
+        }
+    }
+    if flags & 0x02 != 0 {
+        k += 2;
+    }
+    (k <= p.len()).then_some(k)
 }
 
 fn store(body: &mut Vec<u8>, data: &[u8], limit: usize) {
@@ -1131,7 +1671,10 @@ struct Side {
     body: Vec<u8>,
     body_len: u64,
     body_limit: usize,
-    decoder: Option<Decoder>,
+    // Boxed: most bodies are not encoded, and the parser lives in every flow's state.
+    decoder: Option<Box<Decoder>>,
+    /// Body bytes lost in gaps.
+    gap_bytes: u64,
     trailers: Headers,
     chunk_ext_seen: bool,
     /// Bytes were lost past the end of a body: the next message start is checked.
@@ -1149,6 +1692,7 @@ impl Side {
             body_len: 0,
             body_limit,
             decoder: None,
+            gap_bytes: 0,
             trailers: Vec::new(),
             chunk_ext_seen: false,
             resync: false,
@@ -1222,7 +1766,7 @@ impl HttpParser {
     fn emit_ready(&mut self, out: &mut AppOutput) {
         while self.txs.front().is_some_and(|p| p.req_done && p.resp_done) {
             if let Some(p) = self.txs.pop_front() {
-                out.records.push(AppRecord::Http(Box::new(p.tx)));
+                out.records.push(AppRecord::Http(std::sync::Arc::new(p.tx)));
             }
         }
         while self.txs.len() > self.cfg.max_pending_txs {
@@ -1230,7 +1774,7 @@ impl HttpParser {
                 if self.next_resp_tx <= p.tx.tx_id {
                     self.next_resp_tx = p.tx.tx_id.saturating_add(1);
                 }
-                out.records.push(AppRecord::Http(Box::new(p.tx)));
+                out.records.push(AppRecord::Http(std::sync::Arc::new(p.tx)));
             }
         }
     }
@@ -1269,8 +1813,13 @@ impl HttpParser {
                 Mode::Head => self.head_step(dir, rest, out),
                 Mode::Body(b) => self.body_step(dir, b, rest, out),
             };
-            // Every step consumes at least one byte, so the loop ends.
-            pos = pos.saturating_add(used.max(1));
+            // Every step consumes at least one byte or changes the mode (a head found to be a
+            // headless response's body), so the loop ends.
+            if used == 0 && self.side(dir).mode == Mode::Head {
+                pos = pos.saturating_add(1);
+            } else {
+                pos = pos.saturating_add(used);
+            }
         }
     }
 
@@ -1305,7 +1854,10 @@ impl HttpParser {
         let side = self.side(dir);
         let mut ls = if side.buf.is_empty() { Some(0) } else { None };
         let carried = side.buf.get(side.line_start..).unwrap_or_default();
-        let res = scan_head(carried, rest, &mut ls, max_line);
+        let res = match dir {
+            Direction::ToServer => scan_head(carried, rest, &mut ls, max_line),
+            Direction::ToClient => scan_response_head(carried, rest, &mut ls, max_line),
+        };
         match res {
             Scan::Found(end) => {
                 let total = side.buf.len().saturating_add(end);
@@ -1360,7 +1912,11 @@ impl HttpParser {
                 *slot = *b;
             }
         }
-        let start = first.iter().position(|&b| !is_ws(b)).unwrap_or(0);
+        // libhtp skips whitespace and NULs before looking for "HTTP".
+        let start = first
+            .iter()
+            .position(|&b| !is_ws(b) && b != 0 && !b.is_ascii_whitespace())
+            .unwrap_or(0);
         let look = first.get(start..).unwrap_or_default();
         let n = look.len().min(4);
         if look
@@ -1386,7 +1942,7 @@ impl HttpParser {
             p.tx.response = Some(HttpResponse::default());
         }
         let held = std::mem::take(&mut self.resp.buf);
-        self.start_body(Direction::ToClient, tx, Body::UntilClose, None);
+        self.start_body(Direction::ToClient, tx, Body::UntilClose, Vec::new());
         self.body_data(Direction::ToClient, &held, out);
         self.resp.buf = held;
         self.resp.buf.clear();
@@ -1551,7 +2107,13 @@ impl HttpParser {
                 }
             })
         });
-        let enc = encoding(find_header(&r.headers, b"content-encoding"));
+        // Requests: a single well-formed layer only, as before libhtp's slow path existed.
+        let enc = content_encodings(
+            find_header(&r.headers, b"content-encoding"),
+            1,
+            false,
+            |_| {},
+        );
         if let Some(p) = self.pending(id) {
             p.tx.request = Some(r);
         }
@@ -1597,14 +2159,19 @@ impl HttpParser {
     fn process_response_head(&mut self, head: &[u8], out: &mut AppOutput) {
         let dir = Direction::ToClient;
         let id = self.match_response(out);
-        let mut lines = head.split(|&b| b == b'\n');
+        let mut lines = response_lines(head);
         let raw_line = strip_cr(lines.next().unwrap_or_default());
         let mut r = HttpResponse {
             head: head.to_vec(),
             line: raw_line.to_vec(),
             ..Default::default()
         };
-        let line = trim(raw_line);
+        // NULs before the protocol are skipped, as libhtp skips them.
+        let start = raw_line
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap_or(raw_line.len());
+        let line = trim(raw_line.get(start..).unwrap_or_default());
         let pend = line.iter().position(|&b| is_ws(b)).unwrap_or(line.len());
         r.protocol = line.get(..pend).unwrap_or_default().to_vec();
         let rest = trim(line.get(pend..).unwrap_or_default());
@@ -1642,7 +2209,11 @@ impl HttpParser {
             None => (false, false),
         };
 
-        if (100..200).contains(&status) && status != 101 {
+        // A 100 that announces a body is the final response (libhtp: only a 100 without
+        // Content-Length and Transfer-Encoding is skipped as interim).
+        let announces_body = find_header(&r.headers, b"content-length").is_some()
+            || find_header(&r.headers, b"transfer-encoding").is_some();
+        if (100..200).contains(&status) && status != 101 && !(status == 100 && announces_body) {
             // Interim response: the real one follows for the same transaction.
             if let Some(p) = self.pending(id) {
                 if status == 100 {
@@ -1659,7 +2230,12 @@ impl HttpParser {
         let tunnel = status == 101 || (connect && (200..300).contains(&status));
         let te = find_header(&r.headers, b"transfer-encoding");
         let cl = find_header(&r.headers, b"content-length");
-        let enc = encoding(find_header(&r.headers, b"content-encoding"));
+        let enc = content_encodings(
+            find_header(&r.headers, b"content-encoding"),
+            self.cfg.decompress_layer_limit,
+            true,
+            |e| ev(out, e, dir, Some(id)),
+        );
         let mut body = None;
         if !(tunnel || head_req || status == 204 || status == 304) {
             if let Some(te) = te.filter(|te| contains_ci(te, b"chunked")) {
@@ -1730,7 +2306,7 @@ impl HttpParser {
         self.emit_ready(out);
     }
 
-    fn start_body(&mut self, dir: Direction, tx: u64, body: Body, enc: Option<Enc>) {
+    fn start_body(&mut self, dir: Direction, tx: u64, body: Body, enc: Vec<Enc>) {
         let side = self.side(dir);
         side.mode = Mode::Body(body);
         side.tx = tx;
@@ -1741,13 +2317,14 @@ impl HttpParser {
                 .min(side.body_limit),
             _ => 0,
         };
-        side.body = if enc.is_none() {
+        side.body = if enc.is_empty() {
             Vec::with_capacity(hint)
         } else {
             Vec::new()
         };
         side.body_len = 0;
-        side.decoder = enc.map(Decoder::new);
+        side.decoder = Decoder::new(&enc).map(Box::new);
+        side.gap_bytes = 0;
         side.trailers = Vec::new();
         side.chunk_ext_seen = false;
         side.buf.clear();
@@ -1774,17 +2351,25 @@ impl HttpParser {
     }
 
     /// The message body ended (or the stream did): hand the body to its transaction.
-    fn end_body(&mut self, dir: Direction, out: &mut AppOutput) {
+    /// `closed`: the body ended as its framing said, not cut off.
+    fn end_body(&mut self, dir: Direction, closed: bool, out: &mut AppOutput) {
         let bomb = self.cfg.decompress_limit;
         let side = self.side(dir);
         let tx = side.tx;
         let limit = side.body_limit;
         let mut event = None;
+        let mut truncated = side.body_len > limit as u64;
         if let Some(mut d) = side.decoder.take() {
             event = d.feed(&[], &mut side.body, limit, bomb, true);
+            truncated = d.full();
         }
         let body = std::mem::take(&mut side.body);
         let body_len = side.body_len;
+        let body_file = BodyFile {
+            gap_bytes: side.gap_bytes,
+            truncated,
+            closed,
+        };
         let trailers = std::mem::take(&mut side.trailers);
         side.mode = Mode::Head;
         side.buf.clear();
@@ -1799,6 +2384,7 @@ impl HttpParser {
                     if let Some(r) = p.tx.request.as_mut() {
                         r.body = body;
                         r.body_len = body_len;
+                        r.body_file = body_file;
                         for (n, v) in trailers {
                             let _ = add_header(&mut r.headers, &n, v, max);
                         }
@@ -1808,6 +2394,7 @@ impl HttpParser {
                     if let Some(r) = p.tx.response.as_mut() {
                         r.body = body;
                         r.body_len = body_len;
+                        r.body_file = body_file;
                         for (n, v) in trailers {
                             let _ = add_header(&mut r.headers, &n, v, max);
                         }
@@ -1848,7 +2435,7 @@ impl HttpParser {
                 self.body_data(dir, rest.get(..n).unwrap_or_default(), out);
                 let left = rem.saturating_sub(n as u64);
                 if left == 0 {
-                    self.end_body(dir, out);
+                    self.end_body(dir, true, out);
                 } else {
                     self.side(dir).mode = Mode::Body(Body::Length(left));
                 }
@@ -1893,6 +2480,12 @@ impl HttpParser {
                     return n;
                 }
                 if !done {
+                    // A line that cannot become a chunk size is not waited for: a body sent
+                    // without the chunking its header announced is read as it comes.
+                    if !chunk_size_plausible(&self.side(dir).buf) {
+                        ev(out, bad, dir, Some(tx));
+                        self.chunk_fallback(dir, out);
+                    }
                     return n;
                 }
                 let side = self.side(dir);
@@ -1913,7 +2506,9 @@ impl HttpParser {
                         acc.checked_mul(16)?.checked_add(u64::from(hex_val(c)?))
                     })
                 };
-                side.buf.clear();
+                if size.is_some() {
+                    side.buf.clear();
+                }
                 if ext && !side.chunk_ext_seen {
                     side.chunk_ext_seen = true;
                     ev(
@@ -1951,7 +2546,7 @@ impl HttpParser {
                         dir,
                         Some(tx),
                     );
-                    self.end_body(dir, out);
+                    self.end_body(dir, false, out);
                     self.give_up(dir);
                     return n;
                 }
@@ -1962,12 +2557,12 @@ impl HttpParser {
                 let side = self.side(dir);
                 let line = strip_cr(side.buf.strip_suffix(b"\n").unwrap_or(&side.buf));
                 if line.is_empty() {
-                    self.end_body(dir, out);
+                    self.end_body(dir, true, out);
                 } else {
                     let line = line.to_vec();
                     side.buf.clear();
                     let trailers = &mut side.trailers;
-                    for_each_header(std::iter::once(line.as_slice()), |name, value, _| {
+                    for_each_header(std::iter::once(line.as_slice()), false, |name, value, _| {
                         let _ = add_header(trailers, name, value, max);
                     });
                 }
@@ -1981,28 +2576,102 @@ impl HttpParser {
     fn chunk_fallback(&mut self, dir: Direction, out: &mut AppOutput) {
         match dir {
             Direction::ToServer => {
-                self.end_body(dir, out);
+                self.end_body(dir, false, out);
                 self.give_up(dir);
             }
             Direction::ToClient => {
+                // libhtp re-reads the offending line as the start of an identity body.
                 let side = self.side(dir);
-                side.buf.clear();
+                let line = std::mem::take(&mut side.buf);
                 side.mode = Mode::Body(Body::UntilClose);
+                self.body_data(dir, &line, out);
+                let side = self.side(dir);
+                side.buf = line;
+                side.buf.clear();
             }
         }
     }
 }
 
-fn encoding(v: Option<&[u8]>) -> Option<Enc> {
-    let v = trim(v?);
-    // Only a single layer is decoded; stacked encodings are kept as sent.
-    if v.eq_ignore_ascii_case(b"gzip") || v.eq_ignore_ascii_case(b"x-gzip") {
-        Some(Enc::Gzip)
-    } else if v.eq_ignore_ascii_case(b"deflate") || v.eq_ignore_ascii_case(b"x-deflate") {
-        Some(Enc::Deflate)
-    } else {
-        None
+/// Whether an unfinished chunk-size line can still become one: optional whitespace, hex
+/// digits, then whitespace, `;` (an extension) or the line end.
+fn chunk_size_plausible(line: &[u8]) -> bool {
+    let t = line
+        .iter()
+        .position(|&b| !b.is_ascii_whitespace())
+        .map_or(&[][..], |p| line.get(p..).unwrap_or_default());
+    let hex = t.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if hex > 16 {
+        return false;
     }
+    let rest = t.get(hex..).unwrap_or_default();
+    let after_ws = rest.iter().find(|&&b| b != b' ' && b != b'\t');
+    match after_ws {
+        None => true,
+        Some(&b) => hex > 0 && (b == b';' || b == b'\r' || b == b'\n'),
+    }
+}
+
+/// `a` equals `b` ignoring case and NUL bytes (libhtp's `cmp_nocase_nozero`, so `gz\0ip` is
+/// gzip to it, and to the clients it models).
+fn eq_nocase_nozero(a: &[u8], b: &[u8]) -> bool {
+    a.iter()
+        .filter(|&&c| c != 0)
+        .map(u8::to_ascii_lowercase)
+        .eq(b.iter().map(u8::to_ascii_lowercase))
+}
+
+/// The decoding layers a Content-Encoding value asks for, in decoding order, following
+/// libhtp: a single known coding is the fast path; anything else is split on `,` and ` `
+/// (empty pieces count as layers too), every piece containing "gzip" or "deflate" is that
+/// coding (`ABNORMAL_CE_HEADER` unless spelt exactly), and the codings are undone last-applied
+/// first. More than `limit` pieces (0: no limit) raise `TOO_MANY_ENCODING_LAYERS` and the
+/// rest are not decoded. `slow`: whether to take the slow path at all.
+fn content_encodings(
+    v: Option<&[u8]>,
+    limit: usize,
+    slow: bool,
+    mut warn: impl FnMut(&'static str),
+) -> Vec<Enc> {
+    let Some(v) = v.map(trim) else {
+        return Vec::new();
+    };
+    if eq_nocase_nozero(v, b"gzip") || eq_nocase_nozero(v, b"x-gzip") {
+        return vec![Enc::Gzip];
+    }
+    if eq_nocase_nozero(v, b"deflate") || eq_nocase_nozero(v, b"x-deflate") {
+        return vec![Enc::Deflate];
+    }
+    if !slow || eq_nocase_nozero(v, b"inflate") {
+        return Vec::new();
+    }
+    let limit = if limit == 0 { usize::MAX } else { limit };
+    let mut layers = Vec::new();
+    for (n, piece) in v.split(|&b| b == b',' || b == b' ').enumerate() {
+        if n >= limit {
+            warn("TOO_MANY_ENCODING_LAYERS");
+            break;
+        }
+        let enc = if contains_ci(piece, b"gzip") {
+            if piece != b"gzip" && piece != b"x-gzip" {
+                warn("ABNORMAL_CE_HEADER");
+            }
+            Some(Enc::Gzip)
+        } else if contains_ci(piece, b"deflate") {
+            if piece != b"deflate" && piece != b"x-deflate" {
+                warn("ABNORMAL_CE_HEADER");
+            }
+            Some(Enc::Deflate)
+        } else {
+            if piece != b"inflate" && piece != b"lzma" {
+                warn("ABNORMAL_CE_HEADER");
+            }
+            None
+        };
+        layers.extend(enc);
+    }
+    layers.reverse();
+    layers
 }
 
 impl AppParser for HttpParser {
@@ -2020,9 +2689,14 @@ impl AppParser for HttpParser {
             Mode::Dead | Mode::Tunnel => {}
             Mode::Body(b) => {
                 side.body_len = side.body_len.saturating_add(len);
+                let lost = match b {
+                    Body::Length(rem) | Body::ChunkData(rem) => len.min(rem),
+                    _ => len,
+                };
+                side.gap_bytes = side.gap_bytes.saturating_add(lost);
                 // Decompression cannot continue across lost bytes.
                 if let Some(d) = side.decoder.as_mut() {
-                    d.state = DecState::Stopped;
+                    d.stop();
                 }
                 match b {
                     Body::UntilClose => {}
@@ -2030,7 +2704,7 @@ impl AppParser for HttpParser {
                         let left = rem - len;
                         side.mode = Mode::Body(match (b, left) {
                             (Body::Length(_), 0) => {
-                                self.end_body(dir, out);
+                                self.end_body(dir, true, out);
                                 return;
                             }
                             (Body::Length(_), l) => Body::Length(l),
@@ -2041,12 +2715,12 @@ impl AppParser for HttpParser {
                     Body::Length(_) | Body::ChunkData(_) => {
                         // The loss runs past the body: the next data should start a new message;
                         // `resync` checks that it does.
-                        self.end_body(dir, out);
+                        self.end_body(dir, false, out);
                         self.side(dir).resync = true;
                     }
                     _ => {
                         ev(out, "UNKNOWN_ERROR", dir, Some(tx));
-                        self.end_body(dir, out);
+                        self.end_body(dir, false, out);
                         self.give_up(dir);
                     }
                 }
@@ -2065,8 +2739,8 @@ impl AppParser for HttpParser {
     }
 
     fn end_of_stream(&mut self, dir: Direction, _ts_ns: u64, out: &mut AppOutput) {
-        if let Mode::Body(_) = self.side(dir).mode {
-            self.end_body(dir, out);
+        if let Mode::Body(b) = self.side(dir).mode {
+            self.end_body(dir, b == Body::UntilClose, out);
         }
         let side = self.side(dir);
         if side.mode != Mode::Tunnel {
@@ -2084,12 +2758,12 @@ impl AppParser for HttpParser {
 
     fn finish(&mut self, _ts_ns: u64, out: &mut AppOutput) {
         for dir in [Direction::ToServer, Direction::ToClient] {
-            if let Mode::Body(_) = self.side(dir).mode {
-                self.end_body(dir, out);
+            if let Mode::Body(b) = self.side(dir).mode {
+                self.end_body(dir, b == Body::UntilClose, out);
             }
         }
         while let Some(p) = self.txs.pop_front() {
-            out.records.push(AppRecord::Http(Box::new(p.tx)));
+            out.records.push(AppRecord::Http(std::sync::Arc::new(p.tx)));
         }
         self.req.mode = Mode::Dead;
         self.resp.mode = Mode::Dead;

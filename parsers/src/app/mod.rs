@@ -101,7 +101,8 @@ pub struct AppEvent {
 /// A finished record: one EVE protocol event, and the buffers signatures inspect.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AppRecord {
-    Http(Box<http::HttpTransaction>),
+    /// Shared: the `http` event, alerts on it and its `fileinfo` events all show it.
+    Http(std::sync::Arc<http::HttpTransaction>),
     Dns(Box<dns::DnsMessage>),
     Tls(Box<tls::TlsHandshake>),
     Ssh(Box<ssh::SshHandshake>),
@@ -136,7 +137,7 @@ impl AppRecord {
     /// The EVE event type and the object that goes under that key (`"http": {...}`).
     pub fn eve_object(&self) -> serde_json::Result<(&'static str, serde_json::Value)> {
         Ok(match self {
-            AppRecord::Http(tx) => ("http", serde_json::to_value(tx)?),
+            AppRecord::Http(tx) => ("http", serde_json::to_value(&**tx)?),
             AppRecord::Dns(msg) => ("dns", serde_json::to_value(msg)?),
             AppRecord::Tls(hs) => ("tls", serde_json::to_value(hs)?),
             AppRecord::Ssh(hs) => ("ssh", serde_json::to_value(hs)?),

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Pass rate of `vigil verify` over the suricata-verify cases that involve HTTP, DNS, TLS or SSH.
+"""Pass rate of `vigil verify` over the suricata-verify cases that involve HTTP, DNS, TLS or SSH,
+and over those that need no application-layer parser (issue 5's and issue 4's figures).
 
 Usage:
   vigil verify ../shared/corpus/suricata-verify -v | appliance/verify-protocols.py ../shared/corpus/suricata-verify
@@ -11,7 +12,8 @@ A case involves a protocol when its rules or its test.yaml reference it:
   - a check that filters on event_type http/dns/tls/ssh (fileinfo counts as http: Vigil's
     files come from HTTP), on a key under http./dns./tls./ssh./fileinfo., or on
     app_proto: <proto>.
-Cases `vigil verify -v` does not list as FAIL or SKIP passed. The rate is given over the cases
+A case that references none of them needs no application-layer parser. Cases `vigil verify -v`
+does not list as FAIL or SKIP passed. The rate is given over the cases
 that ran (passed + failed) and over all of them (skipped included).
 """
 import re
@@ -72,6 +74,7 @@ def main():
     cases = sorted(p.parent for p in root.rglob("test.yaml"))
     per_proto = {p: {"pass": 0, "fail": 0, "skip": 0} for p in PROTOS}
     subset = {"pass": 0, "fail": 0, "skip": 0}
+    no_app = {"pass": 0, "fail": 0, "skip": 0}
     total = {"pass": 0, "fail": 0, "skip": 0}
     for case in cases:
         name = str(case.relative_to(root))
@@ -82,6 +85,8 @@ def main():
             protos |= rule_protos(rules.read_text(errors="replace"))
         if protos:
             subset[result] += 1
+        else:
+            no_app[result] += 1
         for p in protos:
             per_proto[p][result] += 1
 
@@ -99,6 +104,7 @@ def main():
     line("HTTP/DNS/TLS/SSH cases", subset)
     for p in PROTOS:
         line(f"  {p}", per_proto[p])
+    line("no app-layer parser", no_app)
 
 
 if __name__ == "__main__":

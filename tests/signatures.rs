@@ -102,23 +102,15 @@ fn alerts_match_generated_ground_truth() {
         want.curl > 0 && want.org > 0 && want.net > 0 && want.post > 0,
         "the generated traffic exercises every rule"
     );
-    let rules_arg = rules.to_str().unwrap();
     let mut per_workers = Vec::new();
     for workers in [1, 2] {
-        let run = common::replay(
-            &[&pcap],
-            workers,
-            &["-S", rules_arg, "--no-rules-cache"],
-            &dir.join(format!("out{workers}")),
-        );
-        common::assert_no_crash(&run.status, &run.stderr);
-        assert!(run.status.success(), "{}", run.stderr);
+        let out = dir.join(format!("out{workers}"));
+        let run = replay_with_rules(&pcap, workers, &rules, None, &out);
         assert!(
             run.stderr.contains("7 rules loaded, 2 skipped"),
             "{}",
             run.stderr
         );
-        common::assert_schema_valid(&run.events);
         let by_sid = alerts_by_sid(&run.events);
         assert_eq!(
             by_sid.get(&1001).copied().unwrap_or(0),
@@ -317,21 +309,7 @@ fn rule_counts_equal_alert_events_and_alerts_carry_their_packet() {
         ),
     )
     .unwrap();
-    let run = common::replay(
-        &[&pcap],
-        2,
-        &[
-            "-S",
-            rules.to_str().unwrap(),
-            "--no-rules-cache",
-            "-c",
-            config.to_str().unwrap(),
-        ],
-        &dir.join("out"),
-    );
-    common::assert_no_crash(&run.status, &run.stderr);
-    assert!(run.status.success(), "{}", run.stderr);
-    common::assert_schema_valid(&run.events);
+    let run = replay_with_rules(&pcap, 2, &rules, Some(&config), &dir.join("out"));
 
     // Alert events per (gid, sid, rev) against the file's counts.
     let alerts = run.of_type("alert");
@@ -540,6 +518,26 @@ mod tcp_conv {
     }
 }
 
+/// Replays `pcap` with a rules file (no prefilter cache) and `config`, if given; the run must
+/// succeed and every event it writes validate against the EVE schema.
+fn replay_with_rules(
+    pcap: &Path,
+    workers: usize,
+    rules: &Path,
+    config: Option<&Path>,
+    out: &Path,
+) -> common::Run {
+    let mut args = vec!["-S", rules.to_str().unwrap(), "--no-rules-cache"];
+    if let Some(config) = config {
+        args.extend(["-c", config.to_str().unwrap()]);
+    }
+    let run = common::replay(&[pcap], workers, &args, out);
+    common::assert_no_crash(&run.status, &run.stderr);
+    assert!(run.status.success(), "{}", run.stderr);
+    common::assert_schema_valid(&run.events);
+    run
+}
+
 fn replay_frames(name: &str, frames: &[(u64, Vec<u8>)], rules: &str) -> common::Run {
     let dir = temp_dir(name);
     let pcap = dir.join("conv.pcap");
@@ -553,22 +551,7 @@ fn replay_frames(name: &str, frames: &[(u64, Vec<u8>)], rules: &str) -> common::
     std::fs::write(&rules_file, rules).unwrap();
     let config = dir.join("vigil.toml");
     std::fs::write(&config, "[eve]\npayload_printable = true\n").unwrap();
-    let run = common::replay(
-        &[&pcap],
-        1,
-        &[
-            "-S",
-            rules_file.to_str().unwrap(),
-            "--no-rules-cache",
-            "-c",
-            config.to_str().unwrap(),
-        ],
-        &dir.join("out"),
-    );
-    common::assert_no_crash(&run.status, &run.stderr);
-    assert!(run.status.success(), "{}", run.stderr);
-    common::assert_schema_valid(&run.events);
-    run
+    replay_with_rules(&pcap, 1, &rules_file, Some(&config), &dir.join("out"))
 }
 
 /// Payload rules on TCP see the reassembled stream: a content split over two segments
@@ -674,14 +657,7 @@ alert tls any any -> any any (msg:"bad value"; tls.version:2.0; sid:6;)
 "#,
     )
     .unwrap();
-    let run = common::replay(
-        &[&pcap],
-        1,
-        &["-S", rules_file.to_str().unwrap(), "--no-rules-cache"],
-        &dir.join("out"),
-    );
-    common::assert_no_crash(&run.status, &run.stderr);
-    assert!(run.status.success(), "{}", run.stderr);
+    let run = replay_with_rules(&pcap, 1, &rules_file, None, &dir.join("out"));
     let by_sid = alerts_by_sid(&run.events);
     assert_eq!(
         by_sid,

@@ -301,32 +301,22 @@ impl WorkerDetect {
                 Some(_) => Direction::ToServer,
                 None => packet_dir.unwrap_or(Direction::ToServer),
             };
-            let (src, dst, ports) = rec.oriented(dir);
             self.count(hit.sig);
-            out.push(EveEvent::App(Box::new(AppEvent {
-                ts_ns,
-                pcap_cnt: place.map(|p| p.pcap_cnt),
-                file_index: place.map(|p| p.file_index),
-                flow_id: rec.flow_id,
-                src,
-                dst,
-                ports,
-                proto: rec.proto,
-                vlans: rec.key.vlans,
-                tunnel: rec.tunnel,
-                community: rec.community,
-                tx_id: record.and_then(AppRecord::tx_id),
-                kind: AppEventKind::Alert(Box::new(AlertEvent {
-                    rules: Arc::clone(&self.rules),
-                    sig: hit.sig,
-                    direction: dir,
-                    app_proto: (proto != AppProto::Unknown).then_some(proto),
-                    record: record.filter(|_| hit.side.is_some()).cloned(),
-                    flow: Some(*rec),
-                    capture: None,
-                    stream: hit.stream,
-                })),
-            })));
+            let kind = AppEventKind::Alert(Box::new(AlertEvent {
+                rules: Arc::clone(&self.rules),
+                sig: hit.sig,
+                direction: dir,
+                app_proto: (proto != AppProto::Unknown).then_some(proto),
+                record: record.filter(|_| hit.side.is_some()).cloned(),
+                flow: Some(*rec),
+                capture: None,
+                stream: hit.stream,
+            }));
+            let packet = place.map(|p| (p.pcap_cnt, p.file_index));
+            let tx_id = record.and_then(AppRecord::tx_id);
+            out.push(EveEvent::App(Box::new(AppEvent::of_flow(
+                rec, dir, ts_ns, packet, tx_id, kind,
+            ))));
         }
         true
     }

@@ -182,6 +182,36 @@ pub struct AppEvent {
     pub kind: AppEventKind,
 }
 
+impl AppEvent {
+    /// An event of `rec`'s flow, oriented as `dir` travels; `packet` is the (pcap_cnt,
+    /// file index) of the packet that completed it.
+    pub fn of_flow(
+        rec: &FlowRecord,
+        dir: vigil_parsers::app::Direction,
+        ts_ns: u64,
+        packet: Option<(u64, u32)>,
+        tx_id: Option<u64>,
+        kind: AppEventKind,
+    ) -> AppEvent {
+        let (src, dst, ports) = rec.oriented(dir);
+        AppEvent {
+            ts_ns,
+            pcap_cnt: packet.map(|p| p.0),
+            file_index: packet.map(|p| p.1),
+            flow_id: rec.flow_id,
+            src,
+            dst,
+            ports,
+            proto: rec.proto,
+            vlans: rec.key.vlans,
+            tunnel: rec.tunnel,
+            community: rec.community,
+            tx_id,
+            kind,
+        }
+    }
+}
+
 /// What workers and the pipeline hand to the output thread.
 #[derive(Debug, Clone)]
 pub enum EveEvent {

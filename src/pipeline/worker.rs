@@ -516,22 +516,9 @@ impl Worker {
                     )
                 }
             };
-            let (src, dst, ports) = rec.oriented(dir);
-            self.events.push(EveEvent::App(Box::new(AppEvent {
-                ts_ns,
-                pcap_cnt: packet.map(|p| p.0),
-                file_index: packet.map(|p| p.1),
-                flow_id: rec.flow_id,
-                src,
-                dst,
-                ports,
-                proto: rec.proto,
-                vlans: rec.key.vlans,
-                tunnel: rec.tunnel,
-                community: rec.community,
-                tx_id,
-                kind,
-            })));
+            self.events.push(EveEvent::App(Box::new(AppEvent::of_flow(
+                rec, dir, ts_ns, packet, tx_id, kind,
+            ))));
         }
         self.items = items;
     }
@@ -547,23 +534,14 @@ impl Worker {
     ) {
         for file in tx.files() {
             self.report.app_events.files += 1;
-            let (src, dst, ports) = rec.oriented(file.direction);
-            let tx = std::sync::Arc::clone(tx);
-            self.events.push(EveEvent::App(Box::new(AppEvent {
-                ts_ns,
-                pcap_cnt: packet.map(|p| p.0),
-                file_index: packet.map(|p| p.1),
-                flow_id: rec.flow_id,
-                src,
-                dst,
-                ports,
-                proto: rec.proto,
-                vlans: rec.key.vlans,
-                tunnel: rec.tunnel,
-                community: rec.community,
-                tx_id: Some(tx.tx_id),
-                kind: AppEventKind::File { tx, file },
-            })));
+            let (dir, tx_id) = (file.direction, Some(tx.tx_id));
+            let kind = AppEventKind::File {
+                tx: std::sync::Arc::clone(tx),
+                file,
+            };
+            self.events.push(EveEvent::App(Box::new(AppEvent::of_flow(
+                rec, dir, ts_ns, packet, tx_id, kind,
+            ))));
         }
     }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod detect;
 pub mod flow;
+pub mod memory;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;

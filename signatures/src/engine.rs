@@ -87,6 +87,11 @@ pub struct RuleSetConfig {
     pub threshold_limits: ThresholdLimits,
     /// Where compiled prefilter databases are cached; `None` builds them every time.
     pub cache_dir: Option<PathBuf>,
+    /// Called before and after the prefilter databases are compiled (a cache miss). Compiling
+    /// is the memory peak of a cold start: Hyperscan's compiler allocates ~180 MB for ET Open's
+    /// largest group from the C heap, which cannot reuse what the parser freed in the Rust one.
+    /// The binary, which owns the allocators, hands freed memory back to the OS here.
+    pub release_freed_memory: Option<fn()>,
 }
 
 impl Default for RuleSetConfig {
@@ -97,6 +102,7 @@ impl Default for RuleSetConfig {
             thresholds: ThresholdConfig::default(),
             threshold_limits: ThresholdLimits::default(),
             cache_dir: None,
+            release_freed_memory: None,
         }
     }
 }
@@ -376,7 +382,8 @@ impl RuleSet {
 
         drop(texts);
         let cache = config.cache_dir.as_ref().map(|d| DbCache::new(d.clone()));
-        let (packet, packet_always, tx, hit) = build_groups(&sigs, cache.as_ref(), &key)?;
+        let (packet, packet_always, tx, hit) =
+            build_groups(&sigs, cache.as_ref(), &key, config.release_freed_memory)?;
         report.cache_hit = hit;
         let ip_only = IpOnlyIndex::build(
             sigs.iter()
@@ -1064,6 +1071,7 @@ fn build_groups(
     sigs: &[Signature],
     cache: Option<&DbCache>,
     key: &[u8; 32],
+    release_freed_memory: Option<fn()>,
 ) -> Result<Groups, LoadError> {
     let mut packet_prefiltered = Vec::new();
     let mut packet_always = Vec::new();
@@ -1120,6 +1128,12 @@ fn build_groups(
     let mut sets = match cached {
         Some(s) => s,
         None => {
+            let release = || {
+                if let Some(f) = release_freed_memory {
+                    f()
+                }
+            };
+            release();
             let mut built = Vec::with_capacity(keys.len() + n_packet);
             for group in &map.groups {
                 let mut b = PatternSetBuilder::new();
@@ -1135,6 +1149,8 @@ fn build_groups(
                 let builder = &mut inst_builders.get_mut(k).expect("key from the map").0;
                 built.push(std::mem::take(builder).build()?);
             }
+            // Before encoding: the encoded copy would otherwise add to the compiler's leftovers.
+            release();
             if let Some(c) = cache {
                 if let Ok(bytes) = encode_sets(&built) {
                     // A cache that cannot be written only costs the next start-up time.

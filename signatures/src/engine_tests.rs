@@ -346,3 +346,32 @@ alert tcp any any -> any any (content:"old"; sid:5;)
     hits.sort();
     assert_eq!(hits, vec![(1, false), (2, false), (3, true)]);
 }
+
+static RELEASES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_release() {
+    RELEASES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[test]
+fn freed_memory_is_released_around_a_compile_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "alert tcp any any -> any 80 (msg:\"a\"; content:\"GET /x\"; sid:1;)\n\
+                 alert http any any -> any any (msg:\"b\"; http.host; content:\"evil\"; sid:2;)\n";
+    let load_cached = || {
+        let config = RuleSetConfig {
+            cache_dir: Some(dir.path().to_path_buf()),
+            release_freed_memory: Some(count_release),
+            ..RuleSetConfig::default()
+        };
+        RuleSet::from_texts(vec![("t.rules".into(), rules.into())], config).unwrap()
+    };
+    // A cache miss compiles: once before the compiler's peak, once before the cache is encoded.
+    let (_, report) = load_cached();
+    assert!(!report.cache_hit);
+    assert_eq!(RELEASES.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // A hit compiles nothing, so there is nothing to hand back.
+    let (_, report) = load_cached();
+    assert!(report.cache_hit);
+    assert_eq!(RELEASES.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

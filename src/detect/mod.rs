@@ -36,6 +36,7 @@ pub fn load_rules(
     };
     let mut config = RuleSetConfig {
         cache_dir,
+        release_freed_memory: Some(crate::memory::release_freed),
         ..RuleSetConfig::default()
     };
     config.vars.addresses = settings.address_groups.clone().into_iter().collect();

@@ -15,8 +15,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use etherparse::err::{ipv4, ipv6, tcp};
 use etherparse::{
-    Ethernet2HeaderSlice, Icmpv4Slice, Icmpv6Slice, Ipv4HeaderSlice, Ipv6HeaderSlice,
-    SingleVlanHeaderSlice, TcpHeaderSlice, UdpHeaderSlice,
+    Ethernet2HeaderSlice, Icmpv6Slice, Ipv4HeaderSlice, Ipv6HeaderSlice, SingleVlanHeaderSlice,
+    TcpHeaderSlice, UdpHeaderSlice,
 };
 
 use crate::packet::*;
@@ -477,6 +477,7 @@ impl<'a> Decoder<'a, '_> {
             tos: s[1],
             ip_id: u32::from(id),
             header_offset: off as u32,
+            header_len: hlen as u32,
             datagram_len: total as u32,
             fragment,
             ip_options,
@@ -580,6 +581,7 @@ impl<'a> Decoder<'a, '_> {
             tos: hdr.traffic_class(),
             ip_id: 0,
             header_offset: off as u32,
+            header_len: 40,
             datagram_len: (40 + plen) as u32,
             fragment: None,
             ip_options: 0,
@@ -671,6 +673,7 @@ impl<'a> Decoder<'a, '_> {
             }
         }
         self.out.l3.proto = nh;
+        self.out.l3.header_len = (pos - off) as u32;
         self.out.l3.ip_options = bits;
         self.out.l3.fragment = fragment;
         match outcome {
@@ -1136,23 +1139,21 @@ impl<'a> Decoder<'a, '_> {
         self.ethernet(off + hl, end);
     }
 
+    /// By hand rather than etherparse's `Icmpv4Slice`, which refuses a timestamp message shorter
+    /// than 20 bytes; Suricata decodes it (8-byte header) and raises `ipv4_trunc_pkt`.
     fn icmpv4(&mut self, off: usize, end: usize) {
-        let Ok(icmp) = Icmpv4Slice::from_slice(self.sub(off, end)) else {
+        if end - off < 8 {
             self.anomaly("icmpv4", "decoder.icmpv4.pkt_too_small");
             return;
-        };
-        let icmp_type = icmp.type_u8();
-        let rest = icmp.bytes5to8();
+        }
+        let icmp_type = byte(self.data, off);
+        let code = byte(self.data, off + 1);
         // Echo, timestamp, information and address-mask messages carry id and sequence.
         let (id, seq) = if matches!(icmp_type, 0 | 8 | 13..=18) {
-            (
-                u16::from_be_bytes([rest[0], rest[1]]),
-                u16::from_be_bytes([rest[2], rest[3]]),
-            )
+            (be16(self.data, off + 4), be16(self.data, off + 6))
         } else {
             (0, 0)
         };
-        let code = icmp.code_u8();
         // Suricata stops at a truncated IP packet; its ICMP fields are still decoded here (flows
         // of snaplen-limited captures stay visible), but not judged, to report the same events.
         let truncated = self.capture_truncated();
@@ -1163,13 +1164,29 @@ impl<'a> Decoder<'a, '_> {
                 Some(_) => {}
             }
         }
+        // As Suricata, the fixed fields of some types belong to the header (`icmpv4.hdr`) rather
+        // than the payload: a timestamp message's three timestamps, a router advertisement's
+        // address entries. When they are cut short the header stays 8 bytes.
+        let extra = match icmp_type {
+            13 | 14 => 12,
+            9 => usize::from(byte(self.data, off + 4)) * usize::from(byte(self.data, off + 5)) * 4,
+            _ => 0,
+        };
+        let hlen = if end - off < 8 + extra {
+            if !truncated {
+                self.anomaly("icmpv4", "decoder.icmpv4.ipv4_trunc_pkt");
+            }
+            8
+        } else {
+            8 + extra
+        };
         self.out.l4 = L4::Icmpv4 {
             icmp_type,
             code,
             id,
             seq,
         };
-        self.set_payload(off + 8, end);
+        self.set_payload(off + hlen, end);
     }
 
     fn icmpv6(&mut self, off: usize, end: usize) {
@@ -1215,6 +1232,8 @@ fn icmpv4_code_limit(icmp_type: u8) -> Option<u8> {
     match icmp_type {
         // echo reply, source quench, echo, timestamp(+reply), info(+reply), address mask(+reply)
         0 | 4 | 8 | 13..=18 => Some(0),
+        // router advertisement: Suricata does not judge its code
+        9 => Some(u8::MAX),
         // destination unreachable: net … precedence cutoff
         3 => Some(15),
         // redirect: net, host, tos+net, tos+host

@@ -1010,3 +1010,67 @@ fn bench_decode_ns_per_packet() {
         println!("{name}: {ns:.1} ns/packet");
     }
 }
+
+#[test]
+fn header_ranges() {
+    // IPv4 with 4 bytes of options (NOP NOP NOP EOL) and TCP with 4 bytes of options (MSS).
+    let seg = tcp(1000, 80, 1, TCP_SYN, &[2, 4, 5, 0xb4], b"abc");
+    let frame = eth(
+        0x0800,
+        &ipv4_full(6, V4_A, V4_B, 1, 0x4000, &[1, 1, 1, 0], &seg),
+    );
+    let p = dec(LinkType::Ethernet, &frame);
+    assert_eq!(p.ip_header_range(), Some(14..38));
+    assert_eq!(p.l4_header_range(), Some(38..62));
+    assert_eq!(p.payload_offset, 62);
+
+    // IPv6 with a hop-by-hop header (16 bytes) before UDP: the IP header takes in the
+    // extension header, UDP's is 8 bytes.
+    let pkt = ipv6(0, V6_A, V6_B, &ipv6_ext(17, 1, &udp(5, 6, b"x")));
+    let p = dec(LinkType::Ipv6, &pkt);
+    assert_eq!(p.ip_header_range(), Some(0..56));
+    assert_eq!(p.l4_header_range(), Some(56..64));
+
+    // ICMPv6: 8 bytes.
+    let p = dec(
+        LinkType::Ipv6,
+        &ipv6(58, V6_A, V6_B, &[128, 0, 0, 0, 0, 1, 0, 1, 9]),
+    );
+    assert_eq!(p.l4_header_range(), Some(40..48));
+
+    // A later IPv4 fragment has no transport header.
+    let p = dec(
+        LinkType::Ipv4,
+        &ipv4_full(6, V4_A, V4_B, 1, 0x0010, &[], &seg),
+    );
+    assert_eq!(p.ip_header_range(), Some(0..20));
+    assert_eq!(p.l4_header_range(), None);
+    assert_eq!(DecodedPacket::default().ip_header_range(), None);
+}
+
+#[test]
+fn icmpv4_header_length_follows_type() {
+    // Echo: 8 bytes of header, the rest is payload.
+    let echo = [8, 0, 0, 0, 0, 1, 0, 1, b'h', b'i'];
+    let p = dec(LinkType::Ipv4, &ipv4(1, V4_A, V4_B, &echo));
+    assert_eq!(p.l4_header_range(), Some(20..28));
+    assert_eq!(p.payload_len, 2);
+    // Timestamp request: the three timestamps belong to the header (20 bytes).
+    let mut ts = vec![13, 0, 0, 0, 0, 1, 0, 1];
+    ts.extend_from_slice(&[7; 12]);
+    let p = dec(LinkType::Ipv4, &ipv4(1, V4_A, V4_B, &ts));
+    assert_eq!(p.l4_header_range(), Some(20..40));
+    assert_eq!(p.payload_len, 0);
+    assert!(events(&p).is_empty());
+    // Cut short: the header stays 8 bytes and the decoder says so.
+    let p = dec(LinkType::Ipv4, &ipv4(1, V4_A, V4_B, &ts[..16]));
+    assert_eq!(p.l4_header_range(), Some(20..28));
+    assert_eq!(events(&p), ["decoder.icmpv4.ipv4_trunc_pkt"]);
+    // Router advertisement with 2 entries of 2 words: 8 + 16 bytes.
+    let mut ra = vec![9, 0, 0, 0, 2, 2, 0, 30];
+    ra.extend_from_slice(&[10, 0, 0, 1, 0, 0, 0, 1, 10, 0, 0, 2, 0, 0, 0, 1, 0xee]);
+    let p = dec(LinkType::Ipv4, &ipv4(1, V4_A, V4_B, &ra));
+    assert_eq!(p.l4_header_range(), Some(20..44));
+    assert_eq!(p.payload_len, 1);
+    assert!(events(&p).is_empty());
+}

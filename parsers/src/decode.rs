@@ -620,6 +620,8 @@ impl<'a> Decoder<'a, '_> {
                     }
                     if bits & bit != 0 && !dup_event.is_empty() {
                         self.anomaly("ipv6", dup_event);
+                    } else if matches!(nh, IPPROTO_HOPOPTS | IPPROTO_DSTOPTS) {
+                        self.ipv6_options(self.sub(pos + 2, pos + len), nh == IPPROTO_HOPOPTS);
                     }
                     bits |= bit;
                     nh = byte(self.data, pos);
@@ -685,6 +687,75 @@ impl<'a> Decoder<'a, '_> {
             }
             Some(false) => self.set_payload(pos, ip_end),
             None => self.anomaly("ipv6", "decoder.too_many_layers"),
+        }
+    }
+
+    /// Walks the options of a hop-by-hop or destination options header for Suricata's events:
+    /// an option it does not know, a length that overruns the header, a zero-length PadN, a
+    /// header of nothing but padding (room for a covert channel).
+    fn ipv6_options(&mut self, opts: &[u8], hop_by_hop: bool) {
+        let (unknown, only_padding) = if hop_by_hop {
+            (
+                "decoder.ipv6.hopopts_unknown_opt",
+                "decoder.ipv6.hopopts_only_padding",
+            )
+        } else {
+            (
+                "decoder.ipv6.dstopts_unknown_opt",
+                "decoder.ipv6.dstopts_only_padding",
+            )
+        };
+        let (mut padding, mut other) = (0u32, 0u32);
+        let mut i = 0;
+        while let Some(&kind) = opts.get(i) {
+            if kind == 0 {
+                // Pad1: a single byte.
+                padding += 1;
+                i += 1;
+                continue;
+            }
+            let Some(&len) = opts.get(i + 1) else {
+                self.anomaly("ipv6", "decoder.ipv6.exthdr_invalid_optlen");
+                break;
+            };
+            let len = usize::from(len);
+            // Suricata's bound (one byte short of the option's real end).
+            if i + 1 + len > opts.len() {
+                self.anomaly("ipv6", "decoder.ipv6.exthdr_invalid_optlen");
+                break;
+            }
+            // (minimum data length, counts as more than padding); None: unknown.
+            let known = match kind {
+                1 => Some((0, false)),
+                // Router alert, jumbo payload, home address.
+                5 => Some((2, true)),
+                0xc2 => Some((4, false)),
+                0xc9 => Some((16, true)),
+                _ => None,
+            };
+            match known {
+                Some((min, _)) if len < min => {
+                    self.anomaly("ipv6", "decoder.ipv6.exthdr_invalid_optlen");
+                    break;
+                }
+                Some((_, counts)) => {
+                    if kind == 1 {
+                        padding += 1;
+                        if len == 0 {
+                            self.anomaly("ipv6", "decoder.ipv6.zero_len_padn");
+                        }
+                    }
+                    other += u32::from(counts);
+                }
+                None => {
+                    self.anomaly("ipv6", unknown);
+                    other += 1;
+                }
+            }
+            i += len + 2;
+        }
+        if padding > 0 && other == 0 {
+            self.anomaly("ipv6", only_padding);
         }
     }
 

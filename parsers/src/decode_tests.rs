@@ -363,7 +363,14 @@ fn ipv6_extension_headers() {
     let hbh = ipv6_ext(43, 0, &rt);
     let pkt = ipv6(0, V6_A, V6_B, &hbh);
     let p = dec(LinkType::Ipv6, &pkt);
-    assert_eq!(p.anomaly_count, 0, "{:?}", events(&p));
+    // The helper's option headers hold nothing but a PadN, which Suricata flags.
+    assert_eq!(
+        events(&p),
+        [
+            "decoder.ipv6.hopopts_only_padding",
+            "decoder.ipv6.dstopts_only_padding"
+        ]
+    );
     assert_eq!(p.l3.proto, 6);
     assert_eq!(
         p.l3.ip_options,
@@ -404,7 +411,10 @@ fn ipv6_extension_headers() {
     let mut chain = udp(1, 2, b"");
     let mut nh = 17;
     for _ in 0..40 {
-        chain = ipv6_ext(nh, 0, &chain);
+        // A router alert option and two Pad1: more than padding, so no event of its own.
+        let mut h = vec![nh, 0, 5, 2, 0, 0, 0, 0];
+        h.extend_from_slice(&chain);
+        chain = h;
         nh = 60;
     }
     let p = dec(LinkType::Ipv6, &ipv6(60, V6_A, V6_B, &chain));
@@ -1073,4 +1083,42 @@ fn icmpv4_header_length_follows_type() {
     assert_eq!(p.l4_header_range(), Some(20..44));
     assert_eq!(p.payload_len, 1);
     assert!(events(&p).is_empty());
+}
+
+#[test]
+fn ipv6_option_events() {
+    let ev = |opts: &[u8]| {
+        // A destination options header of one 8-byte unit: next header UDP, then `opts`.
+        let mut h = vec![17, 0];
+        h.extend_from_slice(opts);
+        h.extend_from_slice(&udp(1, 2, b""));
+        events(&dec(LinkType::Ipv6, &ipv6(60, V6_A, V6_B, &h)))
+    };
+    // Router alert (known, more than padding) and Pad1s.
+    assert!(ev(&[5, 2, 0, 0, 0, 0]).is_empty());
+    // An option Suricata does not know.
+    assert_eq!(
+        ev(&[0x3e, 2, 0, 0, 0, 0]),
+        ["decoder.ipv6.dstopts_unknown_opt"]
+    );
+    // Only padding, the PadN of zero length flagged as well.
+    assert_eq!(
+        ev(&[1, 0, 1, 2, 0, 0]),
+        [
+            "decoder.ipv6.zero_len_padn",
+            "decoder.ipv6.dstopts_only_padding"
+        ]
+    );
+    // An option running past the header.
+    assert_eq!(
+        ev(&[5, 2, 0, 0, 0x3e, 9]),
+        ["decoder.ipv6.exthdr_invalid_optlen"]
+    );
+    // Hop-by-hop options name their own header.
+    let mut h = vec![17, 0, 0x3e, 4, 0, 0, 0, 0];
+    h.extend_from_slice(&udp(1, 2, b""));
+    assert_eq!(
+        events(&dec(LinkType::Ipv6, &ipv6(0, V6_A, V6_B, &h))),
+        ["decoder.ipv6.hopopts_unknown_opt"]
+    );
 }

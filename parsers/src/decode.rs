@@ -110,6 +110,7 @@ const IPPROTO_GRE: u8 = 47;
 const IPPROTO_AH: u8 = 51;
 const IPPROTO_ICMPV6: u8 = 58;
 const IPPROTO_DSTOPTS: u8 = 60;
+const IPPROTO_NONE: u8 = 59;
 const IPPROTO_SCTP: u8 = 132;
 
 const PORT_VXLAN: u16 = 4789;
@@ -667,6 +668,18 @@ impl<'a> Decoder<'a, '_> {
                         outcome = Some(false);
                         break;
                     }
+                }
+                // No next header: nothing more to decode, whatever follows.
+                IPPROTO_NONE => {
+                    outcome = Some(false);
+                    break;
+                }
+                // After an extension header Suricata wants two bytes of whatever header comes
+                // next, the transport's included, else the packet is `trunc_exthdr`.
+                _ if pos > off + 40 && ip_end - pos < 2 => {
+                    self.anomaly("ipv6", "decoder.ipv6.trunc_exthdr");
+                    outcome = Some(false);
+                    break;
                 }
                 _ => {
                     outcome = Some(true);

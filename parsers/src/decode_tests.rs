@@ -1122,3 +1122,25 @@ fn ipv6_option_events() {
         ["decoder.ipv6.hopopts_unknown_opt"]
     );
 }
+
+#[test]
+fn ipv6_header_after_extension_needs_two_bytes() {
+    // An atomic fragment header announcing TCP, then a single byte: Suricata's trunc_exthdr,
+    // and no TCP decode (so no tcp.pkt_too_small).
+    let p = dec(
+        LinkType::Ipv6,
+        &ipv6(44, V6_A, V6_B, &[6, 0, 0, 0, 0xfa, 0xce, 0xf0, 0xe4, 0]),
+    );
+    assert_eq!(
+        events(&p),
+        [
+            "decoder.ipv6.exthdr_useless_fh",
+            "decoder.ipv6.trunc_exthdr"
+        ]
+    );
+    assert_eq!(p.l4, L4::None);
+    assert_eq!((p.l3.proto, p.l3.header_len), (6, 48));
+    // Without an extension header before it, a short TCP header is TCP's to report.
+    let p = dec(LinkType::Ipv6, &ipv6(6, V6_A, V6_B, &[0]));
+    assert_eq!(events(&p), ["decoder.tcp.pkt_too_small"]);
+}

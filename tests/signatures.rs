@@ -675,3 +675,67 @@ alert tls any any -> any any (msg:"bad value"; tls.version:2.0; sid:6;)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Header sticky buffers on real packets: an ICMPv4 router advertisement (its address entry is
+/// header, not payload), IPv6 with three extension headers before UDP, and a generated TCP
+/// conversation; content, offset/depth, byte_test and bsize work on them like on any buffer.
+#[test]
+fn header_buffers_match_packet_headers() {
+    let dir = temp_dir("header-buffers");
+    let sv = common::shared().join("corpus/suricata-verify");
+    let mut c = tcp_conv::Conv::open(7777);
+    c.data(true, b"hello");
+    c.close();
+    let conv = dir.join("conv.pcap");
+    vigil_pcapgen::write_pcap(
+        &c.frames,
+        &vigil_pcapgen::PcapOptions::default(),
+        std::fs::File::create(&conv).unwrap(),
+    )
+    .unwrap();
+    let rules = dir.join("test.rules");
+    std::fs::write(
+        &rules,
+        r#"
+alert icmp any any -> any any (msg:"advertised address"; icmpv4.hdr; content:"|0a 0e 50 54 42|"; bsize:16; sid:1;)
+alert ip any any -> any any (msg:"ipv4 carrying icmp"; ipv4.hdr; content:"|01|"; offset:9; depth:1; bsize:20; sid:2;)
+alert icmp any any -> any any (msg:"header is not payload"; content:"|0a 0e 50 54 42|"; sid:3;)
+alert ip any any -> any any (msg:"routing header last"; ipv6.hdr; content:"|11 00 00 00 00 00 00 00|"; offset:40; endswith; bsize:64; sid:4;)
+alert udp any any -> any any (msg:"dns to http"; udp.hdr; content:"|00 35 00 50 00 08|"; startswith; bsize:8; sid:5;)
+alert ip any any -> any any (msg:"no tcp header in udp"; tcp.hdr; content:"|00 35 00 50|"; sid:6;)
+alert tcp any any -> any 7777 (msg:"syn"; tcp.hdr; content:"|1e 61|"; offset:2; depth:2; byte_test:1,=,0x02,13; bsize:20; sid:7;)
+alert tcp any any -> any any (msg:"header and payload"; flow:established,to_server; tcp.hdr; content:"|ff ff|"; offset:14; depth:2; pkt_data; content:"hello"; sid:8;)
+"#,
+    )
+    .unwrap();
+    let run = common::replay(
+        &[
+            sv.join("icmp-hdr-01/input.pcap").as_path(),
+            sv.join("ipv6-hdr-keyword-02/input.pcap").as_path(),
+            conv.as_path(),
+        ],
+        1,
+        &["-S", rules.to_str().unwrap(), "--no-rules-cache"],
+        &dir.join("out"),
+    );
+    common::assert_no_crash(&run.status, &run.stderr);
+    assert!(run.status.success(), "{}", run.stderr);
+    common::assert_schema_valid(&run.events);
+    assert_eq!(
+        alerts_by_sid(&run.events),
+        BTreeMap::from([(1, 1), (2, 1), (4, 1), (5, 1), (7, 1), (8, 1)]),
+        "{}",
+        run.stderr
+    );
+    // Alerts on ICMP packets carry the packet's type and code, as Suricata's do.
+    let ra = run
+        .of_type("alert")
+        .into_iter()
+        .find(|a| a["alert"]["signature_id"] == 1)
+        .unwrap();
+    assert_eq!(
+        (ra["icmp_type"].as_u64(), ra["icmp_code"].as_u64()),
+        (Some(9), Some(0))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

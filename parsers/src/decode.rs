@@ -15,8 +15,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use etherparse::err::{ipv4, ipv6, tcp};
 use etherparse::{
-    Ethernet2HeaderSlice, Icmpv4Slice, Icmpv6Slice, Ipv4HeaderSlice, Ipv6HeaderSlice,
-    SingleVlanHeaderSlice, TcpHeaderSlice, UdpHeaderSlice,
+    Ethernet2HeaderSlice, Icmpv6Slice, Ipv4HeaderSlice, Ipv6HeaderSlice, SingleVlanHeaderSlice,
+    TcpHeaderSlice, UdpHeaderSlice,
 };
 
 use crate::packet::*;
@@ -110,6 +110,7 @@ const IPPROTO_GRE: u8 = 47;
 const IPPROTO_AH: u8 = 51;
 const IPPROTO_ICMPV6: u8 = 58;
 const IPPROTO_DSTOPTS: u8 = 60;
+const IPPROTO_NONE: u8 = 59;
 const IPPROTO_SCTP: u8 = 132;
 
 const PORT_VXLAN: u16 = 4789;
@@ -477,6 +478,7 @@ impl<'a> Decoder<'a, '_> {
             tos: s[1],
             ip_id: u32::from(id),
             header_offset: off as u32,
+            header_len: hlen as u32,
             datagram_len: total as u32,
             fragment,
             ip_options,
@@ -580,6 +582,7 @@ impl<'a> Decoder<'a, '_> {
             tos: hdr.traffic_class(),
             ip_id: 0,
             header_offset: off as u32,
+            header_len: 40,
             datagram_len: (40 + plen) as u32,
             fragment: None,
             ip_options: 0,
@@ -618,6 +621,8 @@ impl<'a> Decoder<'a, '_> {
                     }
                     if bits & bit != 0 && !dup_event.is_empty() {
                         self.anomaly("ipv6", dup_event);
+                    } else if matches!(nh, IPPROTO_HOPOPTS | IPPROTO_DSTOPTS) {
+                        self.ipv6_options(self.sub(pos + 2, pos + len), nh == IPPROTO_HOPOPTS);
                     }
                     bits |= bit;
                     nh = byte(self.data, pos);
@@ -664,6 +669,18 @@ impl<'a> Decoder<'a, '_> {
                         break;
                     }
                 }
+                // No next header: nothing more to decode, whatever follows.
+                IPPROTO_NONE => {
+                    outcome = Some(false);
+                    break;
+                }
+                // After an extension header Suricata wants two bytes of whatever header comes
+                // next, the transport's included, else the packet is `trunc_exthdr`.
+                _ if pos > off + 40 && ip_end - pos < 2 => {
+                    self.anomaly("ipv6", "decoder.ipv6.trunc_exthdr");
+                    outcome = Some(false);
+                    break;
+                }
                 _ => {
                     outcome = Some(true);
                     break;
@@ -671,6 +688,7 @@ impl<'a> Decoder<'a, '_> {
             }
         }
         self.out.l3.proto = nh;
+        self.out.l3.header_len = (pos - off) as u32;
         self.out.l3.ip_options = bits;
         self.out.l3.fragment = fragment;
         match outcome {
@@ -682,6 +700,75 @@ impl<'a> Decoder<'a, '_> {
             }
             Some(false) => self.set_payload(pos, ip_end),
             None => self.anomaly("ipv6", "decoder.too_many_layers"),
+        }
+    }
+
+    /// Walks the options of a hop-by-hop or destination options header for Suricata's events:
+    /// an option it does not know, a length that overruns the header, a zero-length PadN, a
+    /// header of nothing but padding (room for a covert channel).
+    fn ipv6_options(&mut self, opts: &[u8], hop_by_hop: bool) {
+        let (unknown, only_padding) = if hop_by_hop {
+            (
+                "decoder.ipv6.hopopts_unknown_opt",
+                "decoder.ipv6.hopopts_only_padding",
+            )
+        } else {
+            (
+                "decoder.ipv6.dstopts_unknown_opt",
+                "decoder.ipv6.dstopts_only_padding",
+            )
+        };
+        let (mut padding, mut other) = (0u32, 0u32);
+        let mut i = 0;
+        while let Some(&kind) = opts.get(i) {
+            if kind == 0 {
+                // Pad1: a single byte.
+                padding += 1;
+                i += 1;
+                continue;
+            }
+            let Some(&len) = opts.get(i + 1) else {
+                self.anomaly("ipv6", "decoder.ipv6.exthdr_invalid_optlen");
+                break;
+            };
+            let len = usize::from(len);
+            // Suricata's bound (one byte short of the option's real end).
+            if i + 1 + len > opts.len() {
+                self.anomaly("ipv6", "decoder.ipv6.exthdr_invalid_optlen");
+                break;
+            }
+            // (minimum data length, counts as more than padding); None: unknown.
+            let known = match kind {
+                1 => Some((0, false)),
+                // Router alert, jumbo payload, home address.
+                5 => Some((2, true)),
+                0xc2 => Some((4, false)),
+                0xc9 => Some((16, true)),
+                _ => None,
+            };
+            match known {
+                Some((min, _)) if len < min => {
+                    self.anomaly("ipv6", "decoder.ipv6.exthdr_invalid_optlen");
+                    break;
+                }
+                Some((_, counts)) => {
+                    if kind == 1 {
+                        padding += 1;
+                        if len == 0 {
+                            self.anomaly("ipv6", "decoder.ipv6.zero_len_padn");
+                        }
+                    }
+                    other += u32::from(counts);
+                }
+                None => {
+                    self.anomaly("ipv6", unknown);
+                    other += 1;
+                }
+            }
+            i += len + 2;
+        }
+        if padding > 0 && other == 0 {
+            self.anomaly("ipv6", only_padding);
         }
     }
 
@@ -1136,23 +1223,21 @@ impl<'a> Decoder<'a, '_> {
         self.ethernet(off + hl, end);
     }
 
+    /// By hand rather than etherparse's `Icmpv4Slice`, which refuses a timestamp message shorter
+    /// than 20 bytes; Suricata decodes it (8-byte header) and raises `ipv4_trunc_pkt`.
     fn icmpv4(&mut self, off: usize, end: usize) {
-        let Ok(icmp) = Icmpv4Slice::from_slice(self.sub(off, end)) else {
+        if end - off < 8 {
             self.anomaly("icmpv4", "decoder.icmpv4.pkt_too_small");
             return;
-        };
-        let icmp_type = icmp.type_u8();
-        let rest = icmp.bytes5to8();
+        }
+        let icmp_type = byte(self.data, off);
+        let code = byte(self.data, off + 1);
         // Echo, timestamp, information and address-mask messages carry id and sequence.
         let (id, seq) = if matches!(icmp_type, 0 | 8 | 13..=18) {
-            (
-                u16::from_be_bytes([rest[0], rest[1]]),
-                u16::from_be_bytes([rest[2], rest[3]]),
-            )
+            (be16(self.data, off + 4), be16(self.data, off + 6))
         } else {
             (0, 0)
         };
-        let code = icmp.code_u8();
         // Suricata stops at a truncated IP packet; its ICMP fields are still decoded here (flows
         // of snaplen-limited captures stay visible), but not judged, to report the same events.
         let truncated = self.capture_truncated();
@@ -1163,13 +1248,29 @@ impl<'a> Decoder<'a, '_> {
                 Some(_) => {}
             }
         }
+        // As Suricata, the fixed fields of some types belong to the header (`icmpv4.hdr`) rather
+        // than the payload: a timestamp message's three timestamps, a router advertisement's
+        // address entries. When they are cut short the header stays 8 bytes.
+        let extra = match icmp_type {
+            13 | 14 => 12,
+            9 => usize::from(byte(self.data, off + 4)) * usize::from(byte(self.data, off + 5)) * 4,
+            _ => 0,
+        };
+        let hlen = if end - off < 8 + extra {
+            if !truncated {
+                self.anomaly("icmpv4", "decoder.icmpv4.ipv4_trunc_pkt");
+            }
+            8
+        } else {
+            8 + extra
+        };
         self.out.l4 = L4::Icmpv4 {
             icmp_type,
             code,
             id,
             seq,
         };
-        self.set_payload(off + 8, end);
+        self.set_payload(off + hlen, end);
     }
 
     fn icmpv6(&mut self, off: usize, end: usize) {
@@ -1215,6 +1316,8 @@ fn icmpv4_code_limit(icmp_type: u8) -> Option<u8> {
     match icmp_type {
         // echo reply, source quench, echo, timestamp(+reply), info(+reply), address mask(+reply)
         0 | 4 | 8 | 13..=18 => Some(0),
+        // router advertisement: Suricata does not judge its code
+        9 => Some(u8::MAX),
         // destination unreachable: net … precedence cutoff
         3 => Some(15),
         // redirect: net, host, tos+net, tos+host

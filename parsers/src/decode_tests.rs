@@ -363,7 +363,14 @@ fn ipv6_extension_headers() {
     let hbh = ipv6_ext(43, 0, &rt);
     let pkt = ipv6(0, V6_A, V6_B, &hbh);
     let p = dec(LinkType::Ipv6, &pkt);
-    assert_eq!(p.anomaly_count, 0, "{:?}", events(&p));
+    // The helper's option headers hold nothing but a PadN, which Suricata flags.
+    assert_eq!(
+        events(&p),
+        [
+            "decoder.ipv6.hopopts_only_padding",
+            "decoder.ipv6.dstopts_only_padding"
+        ]
+    );
     assert_eq!(p.l3.proto, 6);
     assert_eq!(
         p.l3.ip_options,
@@ -404,7 +411,10 @@ fn ipv6_extension_headers() {
     let mut chain = udp(1, 2, b"");
     let mut nh = 17;
     for _ in 0..40 {
-        chain = ipv6_ext(nh, 0, &chain);
+        // A router alert option and two Pad1: more than padding, so no event of its own.
+        let mut h = vec![nh, 0, 5, 2, 0, 0, 0, 0];
+        h.extend_from_slice(&chain);
+        chain = h;
         nh = 60;
     }
     let p = dec(LinkType::Ipv6, &ipv6(60, V6_A, V6_B, &chain));
@@ -1009,4 +1019,128 @@ fn bench_decode_ns_per_packet() {
         let ns = start.elapsed().as_nanos() as f64 / f64::from(n);
         println!("{name}: {ns:.1} ns/packet");
     }
+}
+
+#[test]
+fn header_ranges() {
+    // IPv4 with 4 bytes of options (NOP NOP NOP EOL) and TCP with 4 bytes of options (MSS).
+    let seg = tcp(1000, 80, 1, TCP_SYN, &[2, 4, 5, 0xb4], b"abc");
+    let frame = eth(
+        0x0800,
+        &ipv4_full(6, V4_A, V4_B, 1, 0x4000, &[1, 1, 1, 0], &seg),
+    );
+    let p = dec(LinkType::Ethernet, &frame);
+    assert_eq!(p.ip_header_range(), Some(14..38));
+    assert_eq!(p.l4_header_range(), Some(38..62));
+    assert_eq!(p.payload_offset, 62);
+
+    // IPv6 with a hop-by-hop header (16 bytes) before UDP: the IP header takes in the
+    // extension header, UDP's is 8 bytes.
+    let pkt = ipv6(0, V6_A, V6_B, &ipv6_ext(17, 1, &udp(5, 6, b"x")));
+    let p = dec(LinkType::Ipv6, &pkt);
+    assert_eq!(p.ip_header_range(), Some(0..56));
+    assert_eq!(p.l4_header_range(), Some(56..64));
+
+    // ICMPv6: 8 bytes.
+    let p = dec(
+        LinkType::Ipv6,
+        &ipv6(58, V6_A, V6_B, &[128, 0, 0, 0, 0, 1, 0, 1, 9]),
+    );
+    assert_eq!(p.l4_header_range(), Some(40..48));
+
+    // A later IPv4 fragment has no transport header.
+    let p = dec(
+        LinkType::Ipv4,
+        &ipv4_full(6, V4_A, V4_B, 1, 0x0010, &[], &seg),
+    );
+    assert_eq!(p.ip_header_range(), Some(0..20));
+    assert_eq!(p.l4_header_range(), None);
+    assert_eq!(DecodedPacket::default().ip_header_range(), None);
+}
+
+#[test]
+fn icmpv4_header_length_follows_type() {
+    // Echo: 8 bytes of header, the rest is payload.
+    let echo = [8, 0, 0, 0, 0, 1, 0, 1, b'h', b'i'];
+    let p = dec(LinkType::Ipv4, &ipv4(1, V4_A, V4_B, &echo));
+    assert_eq!(p.l4_header_range(), Some(20..28));
+    assert_eq!(p.payload_len, 2);
+    // Timestamp request: the three timestamps belong to the header (20 bytes).
+    let mut ts = vec![13, 0, 0, 0, 0, 1, 0, 1];
+    ts.extend_from_slice(&[7; 12]);
+    let p = dec(LinkType::Ipv4, &ipv4(1, V4_A, V4_B, &ts));
+    assert_eq!(p.l4_header_range(), Some(20..40));
+    assert_eq!(p.payload_len, 0);
+    assert!(events(&p).is_empty());
+    // Cut short: the header stays 8 bytes and the decoder says so.
+    let p = dec(LinkType::Ipv4, &ipv4(1, V4_A, V4_B, &ts[..16]));
+    assert_eq!(p.l4_header_range(), Some(20..28));
+    assert_eq!(events(&p), ["decoder.icmpv4.ipv4_trunc_pkt"]);
+    // Router advertisement with 2 entries of 2 words: 8 + 16 bytes.
+    let mut ra = vec![9, 0, 0, 0, 2, 2, 0, 30];
+    ra.extend_from_slice(&[10, 0, 0, 1, 0, 0, 0, 1, 10, 0, 0, 2, 0, 0, 0, 1, 0xee]);
+    let p = dec(LinkType::Ipv4, &ipv4(1, V4_A, V4_B, &ra));
+    assert_eq!(p.l4_header_range(), Some(20..44));
+    assert_eq!(p.payload_len, 1);
+    assert!(events(&p).is_empty());
+}
+
+#[test]
+fn ipv6_option_events() {
+    let ev = |opts: &[u8]| {
+        // A destination options header of one 8-byte unit: next header UDP, then `opts`.
+        let mut h = vec![17, 0];
+        h.extend_from_slice(opts);
+        h.extend_from_slice(&udp(1, 2, b""));
+        events(&dec(LinkType::Ipv6, &ipv6(60, V6_A, V6_B, &h)))
+    };
+    // Router alert (known, more than padding) and Pad1s.
+    assert!(ev(&[5, 2, 0, 0, 0, 0]).is_empty());
+    // An option Suricata does not know.
+    assert_eq!(
+        ev(&[0x3e, 2, 0, 0, 0, 0]),
+        ["decoder.ipv6.dstopts_unknown_opt"]
+    );
+    // Only padding, the PadN of zero length flagged as well.
+    assert_eq!(
+        ev(&[1, 0, 1, 2, 0, 0]),
+        [
+            "decoder.ipv6.zero_len_padn",
+            "decoder.ipv6.dstopts_only_padding"
+        ]
+    );
+    // An option running past the header.
+    assert_eq!(
+        ev(&[5, 2, 0, 0, 0x3e, 9]),
+        ["decoder.ipv6.exthdr_invalid_optlen"]
+    );
+    // Hop-by-hop options name their own header.
+    let mut h = vec![17, 0, 0x3e, 4, 0, 0, 0, 0];
+    h.extend_from_slice(&udp(1, 2, b""));
+    assert_eq!(
+        events(&dec(LinkType::Ipv6, &ipv6(0, V6_A, V6_B, &h))),
+        ["decoder.ipv6.hopopts_unknown_opt"]
+    );
+}
+
+#[test]
+fn ipv6_header_after_extension_needs_two_bytes() {
+    // An atomic fragment header announcing TCP, then a single byte: Suricata's trunc_exthdr,
+    // and no TCP decode (so no tcp.pkt_too_small).
+    let p = dec(
+        LinkType::Ipv6,
+        &ipv6(44, V6_A, V6_B, &[6, 0, 0, 0, 0xfa, 0xce, 0xf0, 0xe4, 0]),
+    );
+    assert_eq!(
+        events(&p),
+        [
+            "decoder.ipv6.exthdr_useless_fh",
+            "decoder.ipv6.trunc_exthdr"
+        ]
+    );
+    assert_eq!(p.l4, L4::None);
+    assert_eq!((p.l3.proto, p.l3.header_len), (6, 48));
+    // Without an extension header before it, a short TCP header is TCP's to report.
+    let p = dec(LinkType::Ipv6, &ipv6(6, V6_A, V6_B, &[0]));
+    assert_eq!(events(&p), ["decoder.tcp.pkt_too_small"]);
 }

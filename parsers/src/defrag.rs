@@ -284,12 +284,14 @@ impl Defragmenter {
         if !frag.more_fragments && dg.total.is_none() {
             dg.total = Some(frag_end as u32);
         }
-        let (piece_bytes, differs) = insert_piece(&mut dg.pieces, frag.offset, fdata);
+        let (piece_bytes, overlapped) = insert_piece(&mut dg.pieces, frag.offset, fdata);
         added += piece_bytes;
         debug_assert_eq!(added + if is_new { DATAGRAM_OVERHEAD } else { 0 }, cost);
         dg.mem += added;
         self.memuse += added;
-        if differs {
+        // As Suricata: any overlap with data already held is an event, even an exact
+        // duplicate (a fragmentation attack need not change a byte to be one).
+        if overlapped {
             pkt.push_anomaly(layer, overlap);
             self.stats.overlaps += 1;
         }
@@ -377,21 +379,20 @@ impl Defragmenter {
     }
 }
 
-/// Adds the parts of `[off, off + data.len())` not yet held (first wins) and compares the
-/// parts that are. Returns the bytes added and whether any overlapping byte differs.
+/// Adds the parts of `[off, off + data.len())` not yet held (first wins). Returns the bytes
+/// added and whether any of the range was already held.
 fn insert_piece(pieces: &mut Vec<Piece>, off: u32, data: &[u8]) -> (usize, bool) {
     let s = off as usize;
     let e = s + data.len();
     let mut cur = s;
     let mut added = 0;
-    let mut differs = false;
+    let mut overlapped = false;
     let mut i = pieces.partition_point(|p| p.end() <= s);
     while cur < e {
         match pieces.get(i) {
             Some(p) if (p.offset as usize) <= cur => {
                 let ov_end = p.end().min(e);
-                let held = &p.data[cur - p.offset as usize..ov_end - p.offset as usize];
-                differs |= held != &data[cur - s..ov_end - s];
+                overlapped = true;
                 cur = ov_end;
                 i += 1;
             }
@@ -411,7 +412,7 @@ fn insert_piece(pieces: &mut Vec<Piece>, off: u32, data: &[u8]) -> (usize, bool)
             }
         }
     }
-    (added, differs)
+    (added, overlapped)
 }
 
 /// Bytes `insert_piece` would add for `[off, off + len)`: the uncovered gaps plus a piece

@@ -2,6 +2,7 @@
 //! reused packet after packet without allocation. Offsets are into the packet's bytes as captured.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::Range;
 
 /// Most VLAN tags kept per packet (802.1Q, QinQ, QinQinQ); deeper stacks are counted as an anomaly.
 pub const MAX_VLANS: usize = 3;
@@ -114,6 +115,9 @@ pub struct L3 {
     pub ip_id: u32,
     /// Offset of the IP header within the packet bytes.
     pub header_offset: u32,
+    /// Length of the IP header: IPv4 with its options, IPv6 with the extension headers that
+    /// were walked. The transport header (if any) starts right after it.
+    pub header_len: u32,
     /// Length of the IP datagram as the header says (IPv4 total length, IPv6 40 + payload length).
     pub datagram_len: u32,
     /// Set when this packet is a fragment (offset > 0 or more-fragments).
@@ -133,6 +137,7 @@ impl Default for L3 {
             tos: 0,
             ip_id: 0,
             header_offset: 0,
+            header_len: 0,
             datagram_len: 0,
             fragment: None,
             ip_options: 0,
@@ -278,5 +283,34 @@ impl DecodedPacket {
 
     pub fn is_fragment(&self) -> bool {
         self.kind == PacketKind::Ip && self.l3.fragment.is_some()
+    }
+
+    /// Where the IP header (IPv4 with options, IPv6 with its extension headers) lies in the
+    /// packet bytes; `None` for non-IP packets.
+    pub fn ip_header_range(&self) -> Option<Range<usize>> {
+        if self.kind != PacketKind::Ip {
+            return None;
+        }
+        let start = self.l3.header_offset as usize;
+        Some(start..start + self.l3.header_len as usize)
+    }
+
+    /// Where the transport header lies in the packet bytes: TCP with options, UDP's 8 bytes,
+    /// ICMPv6's 8, ICMPv4's 8 plus the fields Suricata counts as header (timestamps, router
+    /// advertisement entries). `None` when no transport header was decoded (a later fragment,
+    /// a TCP header cut short by the capture).
+    pub fn l4_header_range(&self) -> Option<Range<usize>> {
+        if self.kind != PacketKind::Ip {
+            return None;
+        }
+        let start = self.l3.header_offset as usize + self.l3.header_len as usize;
+        let len = match self.l4 {
+            L4::Tcp(t) if t.header_len > 0 => usize::from(t.header_len),
+            L4::Udp { .. } | L4::Icmpv6 { .. } => 8,
+            // The decoder puts the ICMPv4 payload right after the header.
+            L4::Icmpv4 { .. } => (self.payload_offset as usize).checked_sub(start)?,
+            _ => return None,
+        };
+        Some(start..start + len)
     }
 }

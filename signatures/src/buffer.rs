@@ -37,6 +37,16 @@ impl BufferProto {
     }
 }
 
+/// A buffer's filler: `Packet` for the packet's own header buffers, else a protocol's parser.
+macro_rules! buffer_proto {
+    (Packet) => {
+        None
+    };
+    ($proto:ident) => {
+        Some(BufferProto::$proto)
+    };
+}
+
 macro_rules! buffers {
     ($( $variant:ident = $name:literal, $proto:ident, $side:ident, [$($alias:literal),*]; )*) => {
         /// A sticky buffer. `Packet` is the packet payload (`pkt_data`, the default).
@@ -66,11 +76,12 @@ macro_rules! buffers {
                 }
             }
 
-            /// The parser that fills this buffer; `None` for the packet payload.
+            /// The parser that fills this buffer; `None` for the packet payload and the
+            /// packet's header buffers.
             pub fn proto(self) -> Option<BufferProto> {
                 match self {
                     Buffer::Packet => None,
-                    $( Buffer::$variant => Some(BufferProto::$proto), )*
+                    $( Buffer::$variant => buffer_proto!($proto), )*
                 }
             }
 
@@ -85,6 +96,13 @@ macro_rules! buffers {
 }
 
 buffers! {
+    // The packet's own headers (Suricata's `*.hdr`): inspected per packet, never the stream.
+    Ipv4Hdr = "ipv4.hdr", Packet, Both, [];
+    Ipv6Hdr = "ipv6.hdr", Packet, Both, [];
+    TcpHdr = "tcp.hdr", Packet, Both, [];
+    UdpHdr = "udp.hdr", Packet, Both, [];
+    Icmpv4Hdr = "icmpv4.hdr", Packet, Both, [];
+    Icmpv6Hdr = "icmpv6.hdr", Packet, Both, [];
     HttpUri = "http.uri", Http, Request, [];
     HttpUriRaw = "http.uri.raw", Http, Request, [];
     HttpMethod = "http.method", Http, Request, [];
@@ -132,6 +150,33 @@ buffers! {
     SshHasshString = "ssh.hassh.string", Ssh, Request, [];
     SshHasshServer = "ssh.hassh.server", Ssh, Response, [];
     SshHasshServerString = "ssh.hassh.server.string", Ssh, Response, [];
+}
+
+impl Buffer {
+    /// One of the packet's header buffers (`ipv4.hdr` … `icmpv6.hdr`).
+    pub fn is_header(self) -> bool {
+        matches!(
+            self,
+            Buffer::Ipv4Hdr
+                | Buffer::Ipv6Hdr
+                | Buffer::TcpHdr
+                | Buffer::UdpHdr
+                | Buffer::Icmpv4Hdr
+                | Buffer::Icmpv6Hdr
+        )
+    }
+
+    /// The IP protocol whose header a header buffer holds (`None` for the IP headers and for
+    /// other buffers).
+    pub fn header_transport(self) -> Option<u8> {
+        match self {
+            Buffer::TcpHdr => Some(6),
+            Buffer::UdpHdr => Some(17),
+            Buffer::Icmpv4Hdr => Some(1),
+            Buffer::Icmpv6Hdr => Some(58),
+            _ => None,
+        }
+    }
 }
 
 /// Legacy content modifiers (`content:"x"; http_uri;`) and the buffer they move the content to.

@@ -479,12 +479,15 @@ impl RuleSet {
         })
     }
 
-    /// Inspects one packet with the packet rules. `flow` is `None` for packets outside flows.
+    /// Inspects one packet with the packet rules. `frame` is the packet's bytes as `pkt` was
+    /// decoded from (its offsets point into them; the header buffers are cut from them).
+    /// `flow` is `None` for packets outside flows.
     #[allow(clippy::too_many_arguments)]
     pub fn detect_packet(
         &self,
         det: &mut Detector,
         pkt: &DecodedPacket,
+        frame: &[u8],
         payload: &[u8],
         ends: &Endpoints,
         flow: Option<FlowView<'_>>,
@@ -603,7 +606,8 @@ impl RuleSet {
             {
                 continue;
             }
-            if !inspect_payload && !sig.lists.is_empty() {
+            // Encrypted payload is not inspected; the packet's headers still are.
+            if !inspect_payload && sig.lists.iter().any(|l| l.buffer == Buffer::Packet) {
                 continue;
             }
             if !flow_checks_ok(sig, vars) {
@@ -615,8 +619,22 @@ impl RuleSet {
             // in older bytes were inspected with an earlier packet).
             let on_packet = !sig.stream_only
                 && sig.lists.iter().all(|list| {
-                    det.inspect.reset(sig.var_slots);
-                    inspect(&list.matches, payload, &mut det.inspect)
+                    let Detector {
+                        inspect: scratch,
+                        xform_a,
+                        xform_b,
+                        ..
+                    } = &mut *det;
+                    let data = if list.buffer == Buffer::Packet {
+                        payload
+                    } else {
+                        match header_buffer(list, pkt, frame, xform_a, xform_b) {
+                            Some(d) => d,
+                            None => return false,
+                        }
+                    };
+                    scratch.reset(sig.var_slots);
+                    inspect(&list.matches, data, scratch)
                 });
             let on_stream = !on_packet
                 && !sig.lists.is_empty()
@@ -850,6 +868,31 @@ fn push_candidate(stamp: &mut [u32], generation: u32, candidates: &mut Vec<u32>,
             *s = generation;
             candidates.push(id);
         }
+    }
+}
+
+/// A header list's buffer in this packet, transformed if the list says so; `None` when the
+/// packet has no such header (another protocol, a later fragment, a header the capture cut).
+fn header_buffer<'d>(
+    list: &BufferList,
+    pkt: &DecodedPacket,
+    frame: &'d [u8],
+    a: &'d mut Vec<u8>,
+    b: &'d mut Vec<u8>,
+) -> Option<&'d [u8]> {
+    let range = match list.buffer {
+        Buffer::Ipv4Hdr if pkt.l3.version == 4 => pkt.ip_header_range(),
+        Buffer::Ipv6Hdr if pkt.l3.version == 6 => pkt.ip_header_range(),
+        buffer => match buffer.header_transport() {
+            Some(proto) if pkt.l3.proto == proto => pkt.l4_header_range(),
+            _ => None,
+        },
+    }?;
+    let data = frame.get(range)?;
+    if list.transforms.is_empty() {
+        Some(data)
+    } else {
+        apply_transforms(list, data, a, b)
     }
 }
 

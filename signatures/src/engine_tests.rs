@@ -171,6 +171,7 @@ fn detect_pkt(
     set.detect_packet(
         det,
         pkt,
+        &[],
         payload,
         &ends,
         Some(view),
@@ -227,6 +228,7 @@ alert tcp any any -> any any (msg:"check"; content:"secret"; flowbits:isset,seen
     set.detect_packet(
         &mut det,
         &pkt,
+        &[],
         b"secret",
         &ends,
         Some(view),
@@ -240,6 +242,7 @@ alert tcp any any -> any any (msg:"check"; content:"secret"; flowbits:isset,seen
     set.detect_packet(
         &mut det,
         &pkt,
+        &[],
         b"login",
         &ends,
         Some(view),
@@ -253,6 +256,7 @@ alert tcp any any -> any any (msg:"check"; content:"secret"; flowbits:isset,seen
     set.detect_packet(
         &mut det,
         &pkt,
+        &[],
         b"secret",
         &ends,
         Some(view),
@@ -291,6 +295,7 @@ fn detect_stream(
     set.detect_packet(
         det,
         &pkt,
+        &[],
         payload,
         &ends,
         Some(view),
@@ -374,4 +379,99 @@ fn freed_memory_is_released_around_a_compile_only() {
     let (_, report) = load_cached();
     assert!(report.cache_hit);
     assert_eq!(RELEASES.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+/// An IPv4 packet (no link layer) with `options` and a transport `l4` of protocol `proto`.
+fn ipv4_bytes(proto: u8, options: &[u8], l4: &[u8]) -> Vec<u8> {
+    let hlen = 20 + options.len();
+    let total = (hlen + l4.len()) as u16;
+    let mut p = vec![0x40 | (hlen / 4) as u8, 0];
+    p.extend_from_slice(&total.to_be_bytes());
+    p.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0, 10, 0, 0, 5, 10, 0, 0, 6]);
+    p.extend_from_slice(options);
+    p.extend_from_slice(l4);
+    p
+}
+
+fn ipv6_bytes(nh: u8, rest: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(rest.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[nh, 64]);
+    p.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    p.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    p.extend_from_slice(rest);
+    p
+}
+
+/// Decodes an IP packet and runs the packet rules on it (outside a flow); sids that matched.
+fn detect_ip(set: &RuleSet, det: &mut Detector, bytes: &[u8]) -> Vec<u32> {
+    let mut pkt = DecodedPacket::default();
+    vigil_parsers::decode(vigil_parsers::LinkType::Raw, bytes, &mut pkt);
+    let (sport, dport) = pkt.ports().unwrap_or((0, 0));
+    let ends = Endpoints {
+        src: pkt.l3.src,
+        dst: pkt.l3.dst,
+        sport,
+        dport,
+        ip_proto: pkt.l3.proto,
+    };
+    let start = pkt.payload_offset as usize;
+    let payload = &bytes[start..start + pkt.payload_len as usize];
+    let mut hits = Vec::new();
+    set.detect_packet(
+        det, &pkt, bytes, payload, &ends, None, None, None, 0, 0, &mut hits,
+    );
+    let mut sids: Vec<u32> = hits.iter().map(|h| set.sig(h.sig).sid).collect();
+    sids.sort_unstable();
+    sids
+}
+
+#[test]
+fn header_buffers_inspect_the_packet_headers() {
+    let rules = r#"
+alert tcp any any -> any any (msg:"mss 1460"; tcp.hdr; content:"|02 04 05 b4|"; sid:30;)
+alert ip any any -> any any (msg:"router alert option"; ipv4.hdr; content:"|94 04 00 00|"; offset:20; bsize:24; sid:31;)
+alert udp any any -> any any (msg:"to port 53"; udp.hdr; content:"|00 35|"; offset:2; depth:2; bsize:8; sid:32;)
+alert icmp any any -> any any (msg:"advertises 10.0.0.1"; icmpv4.hdr; content:"|0a 00 00 01|"; offset:8; bsize:16; sid:33;)
+alert ip any any -> any any (msg:"hop-by-hop to udp"; ipv6.hdr; content:"|11 00|"; offset:40; depth:2; bsize:48; sid:34;)
+alert icmp any any -> any any (msg:"echo request"; icmpv6.hdr; content:"|80 00|"; depth:2; bsize:8; sid:35;)
+alert tcp any any -> any any (msg:"mss and GET"; tcp.hdr; content:"|02 04 05 b4|"; pkt_data; content:"GET"; depth:3; sid:36;)
+alert tcp any any -> any any (msg:"payload is not header"; tcp.hdr; content:"GET"; sid:37;)
+alert tcp any any -> any any (msg:"transformed header"; tcp.hdr; to_lowercase; content:"ab"; depth:2; sid:38;)
+"#;
+    let (set, report) = load(rules);
+    assert_eq!(report.loaded, 9, "{:?}", report.skipped);
+    let mut det = set.new_detector().unwrap();
+
+    // IPv4 with a router-alert option; TCP SYN from port 0x4142 ("AB") with an MSS option
+    // and a payload.
+    let mut tcp = vec![
+        0x41, 0x42, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x60, 0x02, 0xff, 0xff,
+    ];
+    tcp.extend_from_slice(&[0, 0, 0, 0, 2, 4, 5, 0xb4]);
+    tcp.extend_from_slice(b"GET / HTTP/1.0\r\n");
+    let pkt = ipv4_bytes(6, &[0x94, 4, 0, 0], &tcp);
+    assert_eq!(detect_ip(&set, &mut det, &pkt), vec![30, 31, 36, 38]);
+    // Without the option the IPv4 header is 20 bytes; without the payload only the header rule.
+    let pkt = ipv4_bytes(6, &[], &tcp[..24]);
+    assert_eq!(detect_ip(&set, &mut det, &pkt), vec![30, 38]);
+
+    let pkt = ipv4_bytes(17, &[], &[0x04, 0xd2, 0, 53, 0, 9, 0, 0, b'q']);
+    assert_eq!(detect_ip(&set, &mut det, &pkt), vec![32]);
+
+    // Router advertisement with one entry of two words: a 16-byte header.
+    let ra = [9, 0, 0, 0, 1, 2, 0, 30, 10, 0, 0, 1, 0, 0, 0, 0];
+    assert_eq!(
+        detect_ip(&set, &mut det, &ipv4_bytes(1, &[], &ra)),
+        vec![33]
+    );
+    // Cut before its entry, the header is 8 bytes and holds no address.
+    assert!(detect_ip(&set, &mut det, &ipv4_bytes(1, &[], &ra[..12])).is_empty());
+
+    // IPv6 with a hop-by-hop header (8 bytes, next header UDP) before UDP to port 54.
+    let mut hbh = vec![17, 0, 1, 4, 0, 0, 0, 0];
+    hbh.extend_from_slice(&[0x04, 0xd2, 0, 54, 0, 9, 0, 0, b'q']);
+    assert_eq!(detect_ip(&set, &mut det, &ipv6_bytes(0, &hbh)), vec![34]);
+    let echo = [128, 0, 0, 0, 0, 1, 0, 1, 0x80, 0];
+    assert_eq!(detect_ip(&set, &mut det, &ipv6_bytes(58, &echo)), vec![35]);
 }

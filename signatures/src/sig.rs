@@ -1127,6 +1127,7 @@ fn compile_inner(
         return invalid("rule inspects neither packets nor the stream");
     }
     resolve_sides(&mut sig)?;
+    check_header_lists(&mut sig)?;
     sig.prefilter = choose_prefilter(&sig);
     Ok(sig)
 }
@@ -1216,10 +1217,48 @@ fn resolve_sides(sig: &mut Signature) -> Result<(), SkipReason> {
     Ok(())
 }
 
+/// Header buffers (`tcp.hdr` …) as Suricata sets them up: the rule's protocol must carry the
+/// header, and the rule inspects packets only (`SIG_FLAG_REQUIRE_PACKET`), never the stream.
+fn check_header_lists(sig: &mut Signature) -> Result<(), SkipReason> {
+    let Some(first) = sig.lists.iter().find(|l| l.buffer.is_header()) else {
+        return Ok(());
+    };
+    if sig.is_tx() {
+        return unsupported(format!(
+            "{} in a rule on application-layer buffers",
+            first.buffer.name()
+        ));
+    }
+    if sig.stream_only {
+        return invalid(format!(
+            "{} inspects packets, the rule only the stream",
+            first.buffer.name()
+        ));
+    }
+    for l in &sig.lists {
+        if let Some(p) = l.buffer.header_transport() {
+            if sig.ip_proto != IpProto::Any && !sig.ip_proto.matches(p) {
+                return invalid(format!(
+                    "{} on a rule for another protocol",
+                    l.buffer.name()
+                ));
+            }
+        }
+    }
+    sig.packet_only = true;
+    Ok(())
+}
+
 /// Suricata's choice when the rule names none: the longest positive content (ties: the first).
+/// Header buffers are not prefiltered: few rules use them (none in ET Open), so a rule whose
+/// contents are all in headers is evaluated on every packet of its ports instead of getting
+/// databases of its own.
 fn choose_prefilter(sig: &Signature) -> Option<(usize, usize)> {
     let mut best: Option<((usize, usize), usize)> = None;
     for (li, list) in sig.lists.iter().enumerate() {
+        if list.buffer.is_header() {
+            continue;
+        }
         let mut decoded = false;
         for (mi, m) in list.matches.iter().enumerate() {
             match m {

@@ -155,3 +155,58 @@ fn errors_name_the_option_column() {
         compile_with_column(r#"alert tcp $NOPE any -> any any (msg:"x"; sid:2;)"#).unwrap_err();
     assert_eq!(column, Some(11));
 }
+
+#[test]
+fn header_buffers() {
+    let s = compile_text(r#"alert tcp any any -> any any (msg:"x"; tcp.hdr; content:"|02 04 05 b4|"; content:"GET"; pkt_data; content:"/x"; sid:20;)"#).unwrap();
+    assert_eq!(s.lists.len(), 2);
+    assert_eq!(s.lists[0].buffer, Buffer::TcpHdr);
+    assert_eq!(s.lists[0].matches.len(), 2);
+    assert_eq!(s.lists[1].buffer, Buffer::Packet);
+    // Header lists are packet lists: no transaction, no stream, no prefilter from them.
+    assert!(!s.is_tx());
+    assert!(s.packet_only);
+    assert_eq!(s.prefilter, Some((1, 0)));
+    for (kw, buffer) in [
+        ("ipv4.hdr", Buffer::Ipv4Hdr),
+        ("ipv6.hdr", Buffer::Ipv6Hdr),
+        ("udp.hdr", Buffer::UdpHdr),
+        ("icmpv4.hdr", Buffer::Icmpv4Hdr),
+        ("icmpv6.hdr", Buffer::Icmpv6Hdr),
+    ] {
+        let s = compile_text(&format!(
+            r#"alert ip any any -> any any (msg:"x"; {kw}; content:"|00|"; fast_pattern; sid:21;)"#
+        ))
+        .unwrap();
+        assert_eq!(s.lists[0].buffer, buffer);
+        assert_eq!(s.prefilter, None);
+        assert!(s.packet_only);
+    }
+    // The rule's protocol must carry the header, as Suricata's setup demands.
+    assert_eq!(
+        compile_text(r#"alert udp any any -> any any (msg:"x"; tcp.hdr; content:"a"; sid:22;)"#)
+            .unwrap_err(),
+        SkipReason::Invalid("tcp.hdr on a rule for another protocol".into())
+    );
+    assert!(compile_text(
+        r#"alert icmp any any -> any any (msg:"x"; icmpv6.hdr; content:"a"; sid:23;)"#
+    )
+    .is_ok());
+    // Header buffers inspect packets: not with stream-only rules or transaction buffers.
+    assert_eq!(
+        compile_text(
+            r#"alert tcp-stream any any -> any any (msg:"x"; tcp.hdr; content:"a"; sid:24;)"#
+        )
+        .unwrap_err(),
+        SkipReason::Invalid("tcp.hdr inspects packets, the rule only the stream".into())
+    );
+    assert_eq!(
+        compile_text(r#"alert http any any -> any any (msg:"x"; http.uri; content:"a"; tcp.hdr; content:"b"; sid:25;)"#)
+            .unwrap_err(),
+        SkipReason::Unsupported("tcp.hdr in a rule on application-layer buffers".into())
+    );
+    assert!(
+        compile_text(r#"alert tcp any any -> any any (msg:"x"; tcp.hdr; sid:26;)"#).is_err(),
+        "a sticky buffer needs a match"
+    );
+}

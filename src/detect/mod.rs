@@ -135,6 +135,7 @@ impl WorkerDetect {
     pub fn packet(
         &mut self,
         pkt: &DecodedPacket,
+        frame: &[u8],
         payload: &[u8],
         inspect_payload: bool,
         rec: &FlowRecord,
@@ -157,6 +158,7 @@ impl WorkerDetect {
         self.rules.detect_packet(
             &mut self.det,
             pkt,
+            frame,
             payload,
             &ends,
             Some(view),
@@ -166,7 +168,16 @@ impl WorkerDetect {
             rec.flow_id,
             &mut self.hits,
         );
-        self.emit(rec, Some(dir), proto, None, ts_ns, Some(place), out)
+        let first = out.len();
+        let alerted = self.emit(rec, Some(dir), proto, None, ts_ns, Some(place), out);
+        if let Some(icmp) = packet_icmp(pkt) {
+            for e in &mut out[first..] {
+                if let EveEvent::App(a) = e {
+                    a.icmp = Some(icmp);
+                }
+            }
+        }
+        alerted
     }
 
     /// Inspects a packet that belongs to no flow (non-IP, or only decoder events to show) with
@@ -174,6 +185,7 @@ impl WorkerDetect {
     pub fn packet_without_flow(
         &mut self,
         pkt: &DecodedPacket,
+        frame: &[u8],
         payload: &[u8],
         ts_ns: u64,
         place: PacketPlace,
@@ -185,6 +197,7 @@ impl WorkerDetect {
         self.rules.detect_packet(
             &mut self.det,
             pkt,
+            frame,
             payload,
             &ends,
             None,
@@ -210,6 +223,7 @@ impl WorkerDetect {
                 tunnel: pkt.tunnel,
                 community: crate::flow::CommunityTuple::from_packet(pkt),
                 tx_id: None,
+                icmp: packet_icmp(pkt),
                 kind: AppEventKind::Alert(Box::new(AlertEvent {
                     rules: Arc::clone(&self.rules),
                     sig: hit.sig,
@@ -320,6 +334,19 @@ impl WorkerDetect {
             ))));
         }
         true
+    }
+}
+
+/// The ICMP type and code of an ICMP packet, for its events' header.
+fn packet_icmp(pkt: &DecodedPacket) -> Option<(u8, u8)> {
+    match pkt.l4 {
+        vigil_parsers::L4::Icmpv4 {
+            icmp_type, code, ..
+        }
+        | vigil_parsers::L4::Icmpv6 {
+            icmp_type, code, ..
+        } => Some((icmp_type, code)),
+        _ => None,
     }
 }
 

@@ -179,6 +179,9 @@ pub struct AppEvent {
     pub tunnel: TunnelContext,
     pub community: CommunityTuple,
     pub tx_id: Option<u64>,
+    /// ICMP type and code of the packet the event is about (Suricata logs them in the header of
+    /// every packet event); `None` for other protocols and events without a packet.
+    pub icmp: Option<(u8, u8)>,
     pub kind: AppEventKind,
 }
 
@@ -207,6 +210,7 @@ impl AppEvent {
             tunnel: rec.tunnel,
             community: rec.community,
             tx_id,
+            icmp: None,
             kind,
         }
     }
@@ -682,6 +686,10 @@ impl Serialize for AppJson<'_> {
         }
         m.serialize_entry("ip_v", &(if a.src.is_ipv4() { 4 } else { 6 }))?;
         m.serialize_entry("proto", &proto_name(a.proto))?;
+        if let Some((icmp_type, icmp_code)) = a.icmp {
+            m.serialize_entry("icmp_type", &icmp_type)?;
+            m.serialize_entry("icmp_code", &icmp_code)?;
+        }
         if let Some(t) = tunnel_json(&a.tunnel) {
             m.serialize_entry("tunnel", &t)?;
         }

@@ -249,6 +249,7 @@ impl Worker {
                         let window = stream.and_then(|s| packet_window(s, dir, stream_from));
                         let mut alerted = detect.packet(
                             pkt,
+                            bytes,
                             payload,
                             inspected,
                             rec,
@@ -336,6 +337,7 @@ impl Worker {
                     let first_event = self.events.len();
                     let alerted = detect.packet_without_flow(
                         pkt,
+                        bytes,
                         payload,
                         slot.ts_ns,
                         PacketPlace {
@@ -368,6 +370,7 @@ impl Worker {
                     };
                     detect.packet_without_flow(
                         &slot.decoded,
+                        &[],
                         &[],
                         slot.ts_ns,
                         place,

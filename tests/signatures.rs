@@ -688,6 +688,77 @@ alert ssh any any -> any any (msg:"server software to the server"; flow:to_serve
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// As Suricata, a flow stops payload inspection from the packet after the one that ended the
+/// handshake: the client's NEWKEYS packet (pcap_cnt 14) is still inspected, nothing after it.
+/// Rules that inspect JA3 or HASSH turn those fingerprints on in `tls`/`ssh` events.
+#[test]
+fn handshake_end_packet_is_inspected_and_rules_turn_fingerprints_on() {
+    let sv = common::shared().join("corpus/suricata-verify");
+    let dir = temp_dir("ssh-newkeys");
+    let rules_file = dir.join("test.rules");
+    std::fs::write(
+        &rules_file,
+        r#"
+alert ssh any any -> any 22 (msg:"newkeys"; content:"|15 00 00 00 00 00 00 00 00 00 00|"; sid:1;)
+alert ssh any any -> any any (msg:"encrypted bytes"; content:"|93 8e ef e6|"; sid:2;)
+alert ssh any any -> any any (msg:"hassh"; ssh.hassh; content:"0"; sid:3;)
+"#,
+    )
+    .unwrap();
+    let run = replay_with_rules(
+        &sv.join("ssh-newkeys/input.pcap"),
+        1,
+        &rules_file,
+        None,
+        &dir.join("out"),
+    );
+    let alerts = run.of_type("alert");
+    let got: Vec<(u64, u64)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["alert"]["signature_id"].as_u64().unwrap(),
+                a["pcap_cnt"].as_u64().unwrap_or(0),
+            )
+        })
+        .filter(|&(sid, _)| sid != 3)
+        .collect();
+    assert_eq!(got, [(1, 14)]);
+    let ssh = run.of_type("ssh");
+    assert_eq!(ssh.len(), 1);
+    assert_eq!(
+        ssh[0]["ssh"]["client"]["hassh"]["hash"]
+            .as_str()
+            .map(str::len),
+        Some(32),
+        "{:?}",
+        ssh[0]
+    );
+
+    // JA3 is logged only when a rule inspects it (Suricata's `ja3-fingerprints: auto`).
+    let pcap = sv.join("tls-duplicate-hello/input.pcap");
+    std::fs::write(
+        &rules_file,
+        "alert tls any any -> any any (msg:\"ja3\"; ja3.string; content:\"771,\"; sid:4;)\n",
+    )
+    .unwrap();
+    let run = replay_with_rules(&pcap, 1, &rules_file, None, &dir.join("out2"));
+    let tls = run.of_type("tls");
+    assert_eq!(tls.len(), 1);
+    assert!(tls[0]["tls"]["ja3"]["string"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("771,4866-4867-4865-4868-")));
+    std::fs::write(
+        &rules_file,
+        "alert tls any any -> any any (msg:\"sni\"; tls.sni; content:\"localhost\"; sid:5;)\n",
+    )
+    .unwrap();
+    let run = replay_with_rules(&pcap, 1, &rules_file, None, &dir.join("out3"));
+    let tls = run.of_type("tls");
+    assert!(tls[0]["tls"].get("ja3").is_none(), "{:?}", tls[0]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A `=>` rule holds when each buffer matches on its own side of one TLS handshake (JA3S from
 /// the server, JA3 from the client) and alerts once, to the client; `tls.subject:"…"` (the
 /// legacy keyword) is a substring of the server certificate's subject, `!` negates it.

@@ -231,6 +231,9 @@ pub struct AppPacket<'a> {
 /// A worker's application layer.
 pub struct AppLayer {
     config: AppLayerConfig,
+    /// The configured settings that rules may switch on (`config` holds the effective ones).
+    configured_ja3: bool,
+    configured_hassh: bool,
     memory: StreamMemory,
     out: AppOutput,
     stats: AppLayerStats,
@@ -240,11 +243,38 @@ impl AppLayer {
     /// `stream_memcap` is this worker's share of the reassembly memcap.
     pub fn new(config: AppLayerConfig, stream_memcap: usize) -> AppLayer {
         AppLayer {
+            configured_ja3: config.tls.ja3,
+            configured_hassh: config.ssh.hassh,
             config,
             memory: StreamMemory::new(stream_memcap),
             out: AppOutput::default(),
             stats: AppLayerStats::default(),
         }
+    }
+
+    /// As Suricata's `ja3-fingerprints: auto` and HASSH: JA3/JA3S are logged, and HASSH
+    /// computed and logged, when the configuration asks or a loaded rule inspects them.
+    /// Flows that already have a parser keep its settings.
+    pub fn follow_rules(&mut self, rules: Option<&vigil_signatures::RuleSet>) {
+        use vigil_signatures::buffer::Buffer;
+        let uses = |pred: fn(Buffer) -> bool| rules.is_some_and(|r| r.uses_buffer(pred));
+        self.config.tls.ja3 = self.configured_ja3
+            || uses(|b| {
+                matches!(
+                    b,
+                    Buffer::Ja3Hash | Buffer::Ja3String | Buffer::Ja3sHash | Buffer::Ja3sString
+                )
+            });
+        self.config.ssh.hassh = self.configured_hassh
+            || uses(|b| {
+                matches!(
+                    b,
+                    Buffer::SshHassh
+                        | Buffer::SshHasshString
+                        | Buffer::SshHasshServer
+                        | Buffer::SshHasshServerString
+                )
+            });
     }
 
     pub fn stats(&self) -> AppLayerStats {

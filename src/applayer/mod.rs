@@ -78,6 +78,9 @@ pub struct AppLayerStats {
     pub port_mismatches: u64,
     pub stream_memuse: u64,
     pub stream_memcap: u64,
+    /// Directions the TLS / SSH parser gave up on for malformed bytes.
+    pub parser_errors_tls: u64,
+    pub parser_errors_ssh: u64,
 }
 
 impl AppLayerStats {
@@ -93,6 +96,8 @@ impl AppLayerStats {
         self.records += o.records;
         self.parser_events += o.parser_events;
         self.port_mismatches += o.port_mismatches;
+        self.parser_errors_tls += o.parser_errors_tls;
+        self.parser_errors_ssh += o.parser_errors_ssh;
         self.stream_memuse += o.stream_memuse;
         self.stream_memcap += o.stream_memcap;
     }
@@ -400,6 +405,12 @@ struct Feed<'a> {
 impl Feed<'_> {
     /// Moves what the parser produced into the report list.
     fn collect(&mut self) {
+        let errors = u64::from(std::mem::take(&mut self.out.parser_errors));
+        match self.state.parser {
+            Some(Parser::Tls(_)) => self.stats.parser_errors_tls += errors,
+            Some(Parser::Ssh(_)) => self.stats.parser_errors_ssh += errors,
+            _ => {}
+        }
         self.stats.records += self.out.records.len() as u64;
         self.stats.parser_events += self.out.events.len() as u64;
         // Records are attributed to the direction they completed in; the worker decides per

@@ -198,6 +198,11 @@ fn has_key_and_not_has_key() {
     assert!(!holds("not-has-key: dns.answers[0].rrname"));
     assert!(holds("not-has-key: src_ip") && holds("has-key: src_port"));
     assert!(!event_matches(&events()[1], &entries("has-key: src_ip")).unwrap());
+    // A list: every path present, or every path absent.
+    assert!(holds("has-key: [flow.pkts_toserver, src_port]"));
+    assert!(!holds("has-key: [flow.pkts_toserver, flow.nothing]"));
+    assert!(holds("not-has-key: [alert, flow.nothing]"));
+    assert!(!holds("not-has-key: [alert, src_port]"));
 }
 
 #[test]

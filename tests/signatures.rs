@@ -249,7 +249,7 @@ fn bad_rules_are_skipped_with_their_position() {
     std::fs::write(
         &rules,
         "alert tcp any any -> any any (msg:\"ok\"; content:\"GET\"; sid:1;)\n\
-         alert tcp any any => any any (msg:\"bad dir\"; sid:2;)\n\
+         alert tcp any any >> any any (msg:\"bad dir\"; sid:2;)\n\
          alert tcp any any -> any any (msg:\"no semicolon\"; sid:3)\n\
          alert tcp $NOPE any -> any any (msg:\"bad var\"; sid:4;)\n\
          alert tcp any any -> any any (msg:\"bad hex\"; content:\"|4|\"; sid:5;)\n",

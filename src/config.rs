@@ -407,16 +407,34 @@ pub enum HeaderDump {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsSection {
-    /// Log `ja3`/`ja3s` in `tls` events (always computed for rules).
+    /// Log `ja3`/`ja3s` in `tls` events (always computed for rules; also logged when a loaded
+    /// rule inspects them, Suricata's `ja3-fingerprints: auto`).
     pub ja3: bool,
     /// Log `ja4` in `tls` events.
     pub ja4: bool,
+    /// The fields of `tls` events: Suricata's `extended` set (else subject, issuerdn and
+    /// subjectaltname), or exactly the `custom` list (Suricata's field names) when it is given.
+    pub extended: bool,
+    pub custom: Option<Vec<String>>,
+    /// Log `session_resumed` for resumed sessions.
+    pub session_resumption: bool,
+}
+
+impl TlsSection {
+    pub fn fields(&self) -> Result<vigil_parsers::app::tls::TlsFields, String> {
+        vigil_parsers::app::tls::TlsFields::from_settings(
+            self.extended,
+            self.custom.as_ref().map(|c| c.iter().map(String::as_str)),
+            self.session_resumption,
+        )
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SshSection {
-    /// Compute and log HASSH / HASSH-server in `ssh` events.
+    /// Compute and log HASSH / HASSH-server in `ssh` events (also done when a loaded rule
+    /// inspects them).
     pub hassh: bool,
 }
 
@@ -438,6 +456,11 @@ impl Default for TlsSection {
         TlsSection {
             ja3: d.ja3,
             ja4: d.ja4,
+            extended: d.fields.has(vigil_parsers::app::tls::TlsFields::EXTENDED),
+            custom: None,
+            session_resumption: d
+                .fields
+                .has(vigil_parsers::app::tls::TlsFields::SESSION_RESUMED),
         }
     }
 }
@@ -661,6 +684,9 @@ impl Config {
                 format!("decompress_layer_limit must be 0..={MAX_DECOMPRESS_LAYERS}"),
             );
         }
+        if let Err(e) = self.app_layer.tls.fields() {
+            return fail("app_layer.tls", "custom", format!("custom: {e}"));
+        }
         if self.capture.snaplen < 64 {
             return fail("capture", "snaplen", "snaplen must be at least 64".into());
         }
@@ -843,7 +869,12 @@ impl Config {
             tls: vigil_parsers::app::tls::TlsConfig {
                 ja3: self.app_layer.tls.ja3,
                 ja4: self.app_layer.tls.ja4,
-                ..Default::default()
+                // Checked at load.
+                fields: self
+                    .app_layer
+                    .tls
+                    .fields()
+                    .unwrap_or_else(|_| vigil_parsers::app::tls::TlsConfig::default().fields),
             },
             ssh: vigil_parsers::app::ssh::SshConfig {
                 hassh: self.app_layer.ssh.hassh,

@@ -464,6 +464,59 @@ pub const SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    // TLS and SSH parsing: switches Vigil has, and Suricata values that describe what Vigil
+    // does anyway.
+    Setting {
+        key: "app-layer.protocols.tls.enabled",
+        apply: |s, v| {
+            s.config.app_layer.protocols.tls = bool_value(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "app-layer.protocols.ssh.enabled",
+        apply: |s, v| {
+            s.config.app_layer.protocols.ssh = bool_value(v)?;
+            Ok(())
+        },
+    },
+    // TLS is detected on any port by its bytes; 443 is the port it is registered for.
+    Setting {
+        key: "app-layer.protocols.tls.detection-ports.dp",
+        apply: |_, v| only("443")(v),
+    },
+    // JA3 is always computed; `yes` logs it in `tls` events, `auto` logs it when a rule uses it
+    // (Vigil's default). `no` would also refuse JA3 rules, which Vigil does not.
+    Setting {
+        key: "app-layer.protocols.tls.ja3-fingerprints",
+        apply: |s, v| match v {
+            "true" => {
+                s.config.app_layer.tls.ja3 = true;
+                Ok(())
+            }
+            "auto" => Ok(()),
+            _ => Err("only yes or auto".into()),
+        },
+    },
+    // JA4 is always computed and logged.
+    Setting {
+        key: "app-layer.protocols.tls.ja4-fingerprints",
+        apply: |_, v| match v {
+            "true" | "auto" => Ok(()),
+            _ => Err("only yes or auto".into()),
+        },
+    },
+    // Payload rules stop at the end of the handshake, TLS records are still tracked
+    // (`track-only`, called `default` before Suricata 7); no bypass, no inspection of
+    // encrypted payload.
+    Setting {
+        key: "app-layer.protocols.tls.encryption-handling",
+        apply: |_, v| track_only(v),
+    },
+    Setting {
+        key: "app-layer.protocols.tls.encrypt-handling",
+        apply: |_, v| track_only(v),
+    },
     // Vigil decodes VXLAN on UDP 4789 always (Suricata's default: enabled).
     Setting {
         key: "decoder.vxlan.enabled",
@@ -588,6 +641,47 @@ pub const SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    // The fields of `tls` events.
+    Setting {
+        key: "outputs.eve-log.types.tls.enabled",
+        apply: |_, v| only("true")(v),
+    },
+    Setting {
+        key: "outputs.eve-log.types.tls.extended",
+        apply: |s, v| {
+            s.config.app_layer.tls.extended = bool_value(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "outputs.eve-log.types.tls.session-resumption",
+        apply: |s, v| {
+            s.config.app_layer.tls.session_resumption = bool_value(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "outputs.eve-log.types.tls.custom",
+        apply: |s, v| {
+            let names: Vec<String> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(String::from)
+                .collect();
+            for n in &names {
+                vigil_parsers::app::tls::TlsFields::from_name(n)
+                    .ok_or_else(|| format!("unknown tls field {n:?}"))?;
+            }
+            s.config.app_layer.tls.custom = Some(names);
+            Ok(())
+        },
+    },
+    // Suricata 8's tls logger reads no `ja4` option (JA4 is logged where the field set has it).
+    Setting {
+        key: "outputs.eve-log.types.tls.ja4",
+        apply: |_, _| Ok(()),
+    },
     // Vigil's stats event holds totals over all workers, no deltas.
     Setting {
         key: "outputs.eve-log.types.stats.totals",
@@ -602,6 +696,17 @@ pub const SETTINGS: &[Setting] = &[
         apply: |_, v| only("false")(v),
     },
 ];
+
+fn track_only(v: &str) -> Result<(), String> {
+    match v {
+        "track-only" | "default" => Ok(()),
+        _ => Err(
+            "only track-only: Vigil neither bypasses a flow after the TLS handshake nor \
+             inspects its encrypted payload"
+                .into(),
+        ),
+    }
+}
 
 /// A Suricata size: a number with an optional `kb`/`mb`/`gb` unit (binary multiples).
 fn size_value(v: &str) -> Result<u64, String> {
@@ -786,6 +891,11 @@ fn flatten(v: &Yaml, prefix: &str, setup: &mut CaseSetup) {
                     }
                 }
             }
+        }
+        // A list of scalars (`custom: [a, b]`) is one setting, its items joined with commas.
+        Yaml::Sequence(items) if items.iter().all(|i| scalar_text(i).is_some()) => {
+            let text: Vec<String> = items.iter().filter_map(scalar_text).collect();
+            setup.apply(prefix, &text.join(","));
         }
         Yaml::Null => {}
         Yaml::Tagged(t) => flatten(&t.value, prefix, setup),
@@ -1548,12 +1658,19 @@ fn split_index(part: &str) -> (&str, Option<usize>) {
 pub fn event_matches(ev: &Value, entries: &[(String, Value)]) -> Result<bool, String> {
     for (key, want) in entries {
         if key == "has-key" || key == "not-has-key" {
-            let path = want
-                .as_str()
-                .ok_or_else(|| format!("{key}: {want} is not a path"))?;
-            let present = find_value(path, ev)? != Found::Missing;
-            if present != (key == "has-key") {
-                return Ok(false);
+            // One path or a list of them (current run.py), each present (or each absent).
+            let paths = match want {
+                Value::Array(items) => items.iter().collect(),
+                one => vec![one],
+            };
+            for p in paths {
+                let path = p
+                    .as_str()
+                    .ok_or_else(|| format!("{key}: {p} is not a path"))?;
+                let present = find_value(path, ev)? != Found::Missing;
+                if present != (key == "has-key") {
+                    return Ok(false);
+                }
             }
             continue;
         }

@@ -18,10 +18,13 @@ fn case_pcap(case: &str) -> PathBuf {
 }
 
 fn run_case(case: &str, extra: &[&str]) -> common::Run {
+    // Tests run in parallel and may replay the same case: one directory per call.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let out = std::env::temp_dir().join(format!(
-        "vigil-app-{}-{}",
+        "vigil-app-{}-{}-{}",
         case.replace('/', "_"),
-        std::process::id()
+        std::process::id(),
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let run = common::replay(&[&case_pcap(case)], 1, extra, &out);
     let _ = std::fs::remove_dir_all(&out);
@@ -127,6 +130,82 @@ fn tls_certificate_fields() {
         .all(|(proto, app)| proto != "TCP" || app == "tls"));
     // The capture also holds an mDNS query: DNS found on UDP 5353 by content.
     assert!(flows.contains(&("UDP".into(), "dns".into())), "{flows:?}");
+}
+
+/// Suricata's TLS/SSH counters: `app_layer.tx` stays 0 for them (one transaction per session
+/// from the start), `app_layer.error.<proto>.parser` counts malformed bytes (none here).
+#[test]
+fn tls_and_ssh_counters_are_suricatas() {
+    for case in [
+        "tls/tls-cert-issuer",
+        "tls/tls-fin-close-data-01",
+        "ssh-newkeys",
+    ] {
+        let run = run_case(case, &[]);
+        let stats = run.of_type("stats");
+        let a = &stats.last().expect("stats event")["stats"]["app_layer"];
+        assert_eq!(a["tx"]["tls"], 0, "{case}: {a}");
+        assert_eq!(a["tx"]["ssh"], 0, "{case}: {a}");
+        assert_eq!(a["error"]["tls"]["parser"], 0, "{case}: {a}");
+        assert_eq!(a["error"]["ssh"]["parser"], 0, "{case}: {a}");
+    }
+    let run = run_case("tls/tls-cert-issuer", &[]);
+    assert_eq!(
+        run.of_type("stats").last().unwrap()["stats"]["app_layer"]["flow"]["tls"],
+        5
+    );
+}
+
+/// `[app_layer.tls] custom` logs exactly Suricata's named fields; `extended = false` only
+/// subject, issuerdn and subjectaltname (and a resumed session).
+#[test]
+fn tls_event_fields_follow_the_config() {
+    let dir = std::env::temp_dir().join(format!("vigil-tls-fields-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let custom = dir.join("custom.toml");
+    std::fs::write(
+        &custom,
+        "[app_layer.tls]\ncustom = [\"sni\", \"Version\", \"ja4\"]\n",
+    )
+    .unwrap();
+    let basic = dir.join("basic.toml");
+    std::fs::write(&basic, "[app_layer.tls]\nextended = false\n").unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[app_layer.tls]\ncustom = [\"sni\", \"colour\"]\n").unwrap();
+
+    let keys = |cfg: &std::path::Path| -> Vec<Vec<String>> {
+        let run = run_case("tls/tls-cert-issuer", &["--config", cfg.to_str().unwrap()]);
+        run.of_type("tls")
+            .iter()
+            .map(|e| {
+                let mut k: Vec<String> = e["tls"].as_object().unwrap().keys().cloned().collect();
+                k.sort();
+                k
+            })
+            .collect()
+    };
+    // The capture has no SNI; session-resumption (on by default) adds session_resumed.
+    let got = keys(&custom);
+    assert_eq!(got.len(), 5);
+    assert!(
+        got.iter()
+            .all(|k| k == &["ja4", "version"] || k == &["ja4", "session_resumed", "version"]),
+        "{got:?}"
+    );
+    let got = keys(&basic);
+    assert!(
+        got.iter()
+            .all(|k| k == &["issuerdn", "subject"] || k == &["session_resumed"]),
+        "{got:?}"
+    );
+    let out = common::vigil(["config", "check", bad.to_str().unwrap()]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("unknown tls field \"colour\""),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

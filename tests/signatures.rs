@@ -249,7 +249,7 @@ fn bad_rules_are_skipped_with_their_position() {
     std::fs::write(
         &rules,
         "alert tcp any any -> any any (msg:\"ok\"; content:\"GET\"; sid:1;)\n\
-         alert tcp any any => any any (msg:\"bad dir\"; sid:2;)\n\
+         alert tcp any any >> any any (msg:\"bad dir\"; sid:2;)\n\
          alert tcp any any -> any any (msg:\"no semicolon\"; sid:3)\n\
          alert tcp $NOPE any -> any any (msg:\"bad var\"; sid:4;)\n\
          alert tcp any any -> any any (msg:\"bad hex\"; content:\"|4|\"; sid:5;)\n",
@@ -635,6 +635,171 @@ alert http any any -> any any (msg:"payload at the stream start only"; flow:esta
         assert_eq!(a["http"]["url"], "/panel/gate.php", "{a}");
         assert_eq!(a["tx_id"], 0, "{a}");
     }
+}
+
+/// A transaction rule without a direction whose buffers exist on both sides (`ssh.proto`,
+/// `ssh.software`) inspects each side on its own, as Suricata: the client's banner alerts to
+/// the server, the server's to the client, and a content both banners hold alerts once each way.
+#[test]
+fn ssh_buffers_without_direction_inspect_each_side() {
+    let pcap = common::shared().join("corpus/suricata-verify/bug-4903/bug-4903-03/input.pcap");
+    let dir = temp_dir("ssh-both-sides");
+    let rules_file = dir.join("test.rules");
+    std::fs::write(
+        &rules_file,
+        r#"
+alert ssh any any -> any any (msg:"proto 2.0"; ssh.proto; content:"2.0"; sid:1;)
+alert ssh any any -> any any (msg:"proto 1.99"; ssh.proto; content:"1.99"; sid:2;)
+alert ssh any any -> any any (msg:"client software"; ssh.software; content:"Cisco_client"; sid:3;)
+alert ssh any any -> any any (msg:"server software"; ssh.software; content:"Cisco_server"; sid:4;)
+alert ssh any any -> any any (msg:"either software"; ssh.software; content:"Cisco_"; sid:5;)
+alert ssh any any -> any any (msg:"server software to the server"; flow:to_server; ssh.software; content:"Cisco_server"; sid:6;)
+"#,
+    )
+    .unwrap();
+    let run = replay_with_rules(&pcap, 1, &rules_file, None, &dir.join("out"));
+    let mut seen: Vec<(u64, u64)> = run
+        .of_type("alert")
+        .iter()
+        .map(|a| {
+            (
+                a["alert"]["signature_id"].as_u64().unwrap(),
+                a["src_port"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        [
+            (1, 10002),
+            (2, 22),
+            (3, 10002),
+            (4, 22),
+            (5, 22),
+            (5, 10002)
+        ]
+    );
+    for a in run.of_type("alert") {
+        assert_eq!(a["app_proto"], "ssh");
+        assert_eq!(a["ssh"]["server"]["software_version"], "Cisco_server-1.24");
+        assert_eq!(a["ssh"]["client"]["software_version"], "Cisco_client-1.25");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// As Suricata, a flow stops payload inspection from the packet after the one that ended the
+/// handshake: the client's NEWKEYS packet (pcap_cnt 14) is still inspected, nothing after it.
+/// Rules that inspect JA3 or HASSH turn those fingerprints on in `tls`/`ssh` events.
+#[test]
+fn handshake_end_packet_is_inspected_and_rules_turn_fingerprints_on() {
+    let sv = common::shared().join("corpus/suricata-verify");
+    let dir = temp_dir("ssh-newkeys");
+    let rules_file = dir.join("test.rules");
+    std::fs::write(
+        &rules_file,
+        r#"
+alert ssh any any -> any 22 (msg:"newkeys"; content:"|15 00 00 00 00 00 00 00 00 00 00|"; sid:1;)
+alert ssh any any -> any any (msg:"encrypted bytes"; content:"|93 8e ef e6|"; sid:2;)
+alert ssh any any -> any any (msg:"hassh"; ssh.hassh; content:"0"; sid:3;)
+"#,
+    )
+    .unwrap();
+    let run = replay_with_rules(
+        &sv.join("ssh-newkeys/input.pcap"),
+        1,
+        &rules_file,
+        None,
+        &dir.join("out"),
+    );
+    let alerts = run.of_type("alert");
+    let got: Vec<(u64, u64)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["alert"]["signature_id"].as_u64().unwrap(),
+                a["pcap_cnt"].as_u64().unwrap_or(0),
+            )
+        })
+        .filter(|&(sid, _)| sid != 3)
+        .collect();
+    assert_eq!(got, [(1, 14)]);
+    let ssh = run.of_type("ssh");
+    assert_eq!(ssh.len(), 1);
+    assert_eq!(
+        ssh[0]["ssh"]["client"]["hassh"]["hash"]
+            .as_str()
+            .map(str::len),
+        Some(32),
+        "{:?}",
+        ssh[0]
+    );
+
+    // JA3 is logged only when a rule inspects it (Suricata's `ja3-fingerprints: auto`).
+    let pcap = sv.join("tls-duplicate-hello/input.pcap");
+    std::fs::write(
+        &rules_file,
+        "alert tls any any -> any any (msg:\"ja3\"; ja3.string; content:\"771,\"; sid:4;)\n",
+    )
+    .unwrap();
+    let run = replay_with_rules(&pcap, 1, &rules_file, None, &dir.join("out2"));
+    let tls = run.of_type("tls");
+    assert_eq!(tls.len(), 1);
+    assert!(tls[0]["tls"]["ja3"]["string"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("771,4866-4867-4865-4868-")));
+    std::fs::write(
+        &rules_file,
+        "alert tls any any -> any any (msg:\"sni\"; tls.sni; content:\"localhost\"; sid:5;)\n",
+    )
+    .unwrap();
+    let run = replay_with_rules(&pcap, 1, &rules_file, None, &dir.join("out3"));
+    let tls = run.of_type("tls");
+    assert!(tls[0]["tls"].get("ja3").is_none(), "{:?}", tls[0]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `=>` rule holds when each buffer matches on its own side of one TLS handshake (JA3S from
+/// the server, JA3 from the client) and alerts once, to the client; `tls.subject:"…"` (the
+/// legacy keyword) is a substring of the server certificate's subject, `!` negates it.
+#[test]
+fn transactional_and_legacy_certificate_rules() {
+    let pcap = common::shared().join("corpus/suricata-verify/detect-bidir-ja3/input.pcap");
+    let dir = temp_dir("tls-bidir");
+    let rules_file = dir.join("test.rules");
+    std::fs::write(
+        &rules_file,
+        r#"
+alert tls any any => any any (msg:"both"; ja3s.hash; content:"5d79edf64e03689ff559a54e9d9487bc"; ja3.string; content:"771,49196-49200"; sid:1;)
+alert tls any any => any any (msg:"server differs"; ja3s.hash; content:"6d79edf64e03689ff559a54e9d9487bc"; ja3.string; content:"771,49196-49200"; sid:2;)
+alert tls any any => any any (msg:"client differs"; ja3s.hash; content:"5d79edf64e03689ff559a54e9d9487bc"; ja3.string; content:"9999999999"; sid:3;)
+"#,
+    )
+    .unwrap();
+    let run = replay_with_rules(&pcap, 1, &rules_file, None, &dir.join("out"));
+    let alerts = run.of_type("alert");
+    assert_eq!(alerts_by_sid(&run.events), BTreeMap::from([(1, 1)]));
+    assert_eq!(alerts[0]["direction"], "to_client");
+    assert_eq!(alerts[0]["dest_port"], alerts[0]["flow"]["src_port"]);
+
+    let pcap = common::shared().join("corpus/suricata-verify/tls/tls-subject/tls.pcap");
+    std::fs::write(
+        &rules_file,
+        r#"
+alert tls any any -> any any (msg:"subject"; tls.subject:"C=FR, ST=IDF, L=Paris, O=Stamus, CN=SELKS"; sid:11;)
+alert tls any any -> any any (msg:"part of the subject"; tls.subject:"O=Stamus"; sid:12;)
+alert tls any any -> any any (msg:"not that subject"; tls.subject:!"CN=other"; sid:13;)
+alert tls any any -> any any (msg:"negated match"; tls.subject:!"CN=SELKS"; sid:14;)
+alert tls any any -> any any (msg:"case matters"; tls.subject:"cn=selks"; sid:15;)
+"#,
+    )
+    .unwrap();
+    let run = replay_with_rules(&pcap, 1, &rules_file, None, &dir.join("out2"));
+    assert_eq!(
+        alerts_by_sid(&run.events),
+        BTreeMap::from([(11, 4), (12, 4), (13, 4)])
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `tls.version` compares the inspected side's hello: the server's choice to the client, the

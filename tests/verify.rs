@@ -198,6 +198,11 @@ fn has_key_and_not_has_key() {
     assert!(!holds("not-has-key: dns.answers[0].rrname"));
     assert!(holds("not-has-key: src_ip") && holds("has-key: src_port"));
     assert!(!event_matches(&events()[1], &entries("has-key: src_ip")).unwrap());
+    // A list: every path present, or every path absent.
+    assert!(holds("has-key: [flow.pkts_toserver, src_port]"));
+    assert!(!holds("has-key: [flow.pkts_toserver, flow.nothing]"));
+    assert!(holds("not-has-key: [alert, flow.nothing]"));
+    assert!(!holds("not-has-key: [alert, src_port]"));
 }
 
 #[test]
@@ -248,4 +253,54 @@ fn filter_counts_and_check_kinds() {
         check("filter: {match: {event_type: flow}}"),
         CheckOutcome::Fail(_)
     ));
+}
+
+/// TLS/SSH settings: honoured where Vigil has the switch or already behaves so, refused with
+/// the reason otherwise.
+#[test]
+fn tls_settings() {
+    use vigil::verify::CaseSetup;
+    let mut s = CaseSetup::new();
+    for (k, v) in [
+        ("app-layer.protocols.tls.enabled", "yes"),
+        ("app-layer.protocols.ssh.enabled", "no"),
+        ("app-layer.protocols.tls.detection-ports.dp", "443"),
+        ("app-layer.protocols.tls.ja3-fingerprints", "yes"),
+        ("app-layer.protocols.tls.ja4-fingerprints", "auto"),
+        ("app-layer.protocols.tls.encryption-handling", "track-only"),
+        ("outputs.0.eve-log.types.tls.extended", "no"),
+        ("outputs.0.eve-log.types.tls.custom", "client_handshake,SNI"),
+        ("outputs.0.eve-log.types.tls.ja4", "on"),
+    ] {
+        s.apply(k, v);
+    }
+    assert!(s.unsupported.is_empty(), "{:?}", s.unsupported);
+    assert!(
+        s.unsupported_by_type.is_empty(),
+        "{:?}",
+        s.unsupported_by_type
+    );
+    let tls = &s.config.app_layer.tls;
+    assert!(tls.ja3 && !tls.extended);
+    assert_eq!(
+        tls.custom.as_deref(),
+        Some(&["client_handshake".to_string(), "SNI".to_string()][..])
+    );
+    assert!(s.config.app_layer.protocols.tls && !s.config.app_layer.protocols.ssh);
+
+    let mut s = CaseSetup::new();
+    s.apply("app-layer.protocols.tls.encrypt-handling", "bypass");
+    s.apply("app-layer.protocols.tls.ja3-fingerprints", "no");
+    s.apply("app-layer.protocols.tls.detection-ports.dp", "8443");
+    s.apply("outputs.eve-log.types.tls.custom", "sni,colour");
+    assert_eq!(s.unsupported.len(), 3, "{:?}", s.unsupported);
+    assert!(
+        s.unsupported[0].contains("neither bypasses"),
+        "{:?}",
+        s.unsupported
+    );
+    assert_eq!(
+        s.unsupported_by_type["tls"],
+        ["outputs.eve-log.types.tls.custom=sni,colour (unknown tls field \"colour\")"]
+    );
 }

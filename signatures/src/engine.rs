@@ -409,8 +409,10 @@ impl RuleSet {
                 continue;
             };
             for l in sig.lists.iter().filter(|l| l.buffer == Buffer::Packet) {
-                if !stream_tx_sides.contains(&(proto, l.side)) {
-                    stream_tx_sides.push((proto, l.side));
+                for &side in concrete_sides(l.side) {
+                    if !stream_tx_sides.contains(&(proto, side)) {
+                        stream_tx_sides.push((proto, side));
+                    }
                 }
             }
         }
@@ -450,6 +452,15 @@ impl RuleSet {
 
     pub fn signatures(&self) -> &[Signature] {
         &self.sigs
+    }
+
+    /// Whether a loaded rule inspects a buffer `pred` accepts (parsers compute some
+    /// fingerprints only when a rule needs them).
+    pub fn uses_buffer(&self, pred: impl Fn(Buffer) -> bool) -> bool {
+        self.sigs
+            .iter()
+            .filter(|s| s.waiting_for.is_none())
+            .any(|s| s.lists.iter().any(|l| pred(l.buffer)))
     }
 
     /// Number of distinct flowbit/flowint names.
@@ -687,37 +698,39 @@ impl RuleSet {
         }
         det.begin();
         for inst in &group.instances {
-            if !bufs.has_side(inst.side) {
-                continue;
-            }
-            let Detector {
-                scratch,
-                stamp,
-                generation,
-                candidates,
-                xform_a,
-                xform_b,
-                counters,
-                ..
-            } = det;
-            let transforms =
-                &self.sigs[inst.transforms_from.0 as usize].lists[inst.transforms_from.1];
-            bufs.each(inst.buffer, inst.side, &mut |data| {
-                let data = if inst.has_transforms {
-                    match apply_transforms(transforms, data, xform_a, xform_b) {
-                        Some(d) => d,
-                        None => return false,
-                    }
-                } else {
-                    data
-                };
-                counters.tx_scans += 1;
-                counters.tx_scan_bytes += data.len() as u64;
-                let _ = inst.set.scan(scratch, data, |id| {
-                    push_candidate(stamp, *generation, candidates, id)
+            for &side in concrete_sides(inst.side) {
+                if !bufs.has_side(side) {
+                    continue;
+                }
+                let Detector {
+                    scratch,
+                    stamp,
+                    generation,
+                    candidates,
+                    xform_a,
+                    xform_b,
+                    counters,
+                    ..
+                } = det;
+                let transforms =
+                    &self.sigs[inst.transforms_from.0 as usize].lists[inst.transforms_from.1];
+                bufs.each(inst.buffer, side, &mut |data| {
+                    let data = if inst.has_transforms {
+                        match apply_transforms(transforms, data, xform_a, xform_b) {
+                            Some(d) => d,
+                            None => return false,
+                        }
+                    } else {
+                        data
+                    };
+                    counters.tx_scans += 1;
+                    counters.tx_scan_bytes += data.len() as u64;
+                    let _ = inst.set.scan(scratch, data, |id| {
+                        push_candidate(stamp, *generation, candidates, id)
+                    });
+                    false
                 });
-                false
-            });
+            }
         }
         for &id in &group.always {
             push_candidate(&mut det.stamp, det.generation, &mut det.candidates, id);
@@ -735,62 +748,70 @@ impl RuleSet {
             ip_proto: request_ends.ip_proto,
         };
         let candidates = std::mem::take(&mut det.candidates);
-        for &id in &candidates {
+        'sigs: for &id in &candidates {
             let sig = &self.sigs[id as usize];
-            let side = sig.tx_side();
-            let ends = if side == Side::Response {
-                &response_ends
-            } else {
-                request_ends
-            };
-            if !header_ok(sig, ends) || !sig.ip_proto.matches(ends.ip_proto) {
-                continue;
-            }
-            if sig.flow.established && !established || sig.flow.not_established && established {
-                continue;
-            }
-            if !sig.lists.iter().all(|l| bufs.has_side(l.side)) || !flow_checks_ok(sig, vars) {
-                continue;
-            }
-            if sig
-                .tls_version
-                .is_some_and(|m| !m.matches(bufs.tls_version(side)))
-            {
-                continue;
-            }
-            let mut ok = true;
-            for list in &sig.lists {
-                let Detector {
-                    inspect: scratch,
-                    xform_a,
-                    xform_b,
-                    ..
-                } = det;
-                // Payload matches of a transaction rule inspect the raw stream of its side.
-                let stream_base = (list.buffer == Buffer::Packet && list.transforms.is_empty())
-                    .then(|| bufs.stream_base(list.side));
-                let matched = bufs.each(list.buffer, list.side, &mut |data| {
-                    let data = if list.transforms.is_empty() {
-                        data
-                    } else {
-                        match apply_transforms(list, data, xform_a, xform_b) {
-                            Some(d) => d,
-                            None => return false,
-                        }
-                    };
-                    scratch.reset(sig.var_slots);
-                    match stream_base {
-                        Some(base) => inspect_stream(&list.matches, data, base, None, scratch),
-                        None => inspect(&list.matches, data, scratch),
-                    }
-                });
-                if !matched {
-                    ok = false;
-                    break;
+            // A rule without a direction inspects each side on its own, as its own alert.
+            for &side in concrete_sides(sig.tx_side()) {
+                let list_side = |l: &BufferList| if l.side == Side::Both { side } else { l.side };
+                // A `=>` rule's header names client and server, whichever side alerts.
+                let ends = if side == Side::Response && !sig.transactional {
+                    &response_ends
+                } else {
+                    request_ends
+                };
+                if !header_ok(sig, ends) || !sig.ip_proto.matches(ends.ip_proto) {
+                    continue;
                 }
-            }
-            if ok && self.matched(sig, id, vars, ends, ts_ns, flow_id, Some(side), false, hits) {
-                break;
+                if sig.flow.established && !established || sig.flow.not_established && established {
+                    continue;
+                }
+                if !sig.lists.iter().all(|l| bufs.has_side(list_side(l)))
+                    || !flow_checks_ok(sig, vars)
+                {
+                    continue;
+                }
+                if sig
+                    .tls_version
+                    .is_some_and(|m| !m.matches(bufs.tls_version(side)))
+                {
+                    continue;
+                }
+                let mut ok = true;
+                for list in &sig.lists {
+                    let Detector {
+                        inspect: scratch,
+                        xform_a,
+                        xform_b,
+                        ..
+                    } = det;
+                    let lside = list_side(list);
+                    // Payload matches of a transaction rule inspect the raw stream of its side.
+                    let stream_base = (list.buffer == Buffer::Packet && list.transforms.is_empty())
+                        .then(|| bufs.stream_base(lside));
+                    let matched = bufs.each(list.buffer, lside, &mut |data| {
+                        let data = if list.transforms.is_empty() {
+                            data
+                        } else {
+                            match apply_transforms(list, data, xform_a, xform_b) {
+                                Some(d) => d,
+                                None => return false,
+                            }
+                        };
+                        scratch.reset(sig.var_slots);
+                        match stream_base {
+                            Some(base) => inspect_stream(&list.matches, data, base, None, scratch),
+                            None => inspect(&list.matches, data, scratch),
+                        }
+                    });
+                    if !matched {
+                        ok = false;
+                        break;
+                    }
+                }
+                if ok && self.matched(sig, id, vars, ends, ts_ns, flow_id, Some(side), false, hits)
+                {
+                    break 'sigs;
+                }
             }
         }
         det.candidates = candidates;
@@ -1164,8 +1185,12 @@ fn build_groups(
 
     let map = GroupMap::build(sigs, &packet_prefiltered);
     let n_packet = map.groups.len();
+    // The databases are stored in this order: a rule text that compiles to other instances
+    // (another side or buffer) must not find the previous build's databases.
+    let layout = format!("{n_packet} {keys:?}");
+    let key = hash_key(&[key.as_slice(), layout.as_bytes()]);
     let cached = cache
-        .and_then(|c| c.get(key))
+        .and_then(|c| c.get(&key))
         .and_then(|bytes| decode_sets(&bytes, keys.len() + n_packet));
     let hit = cached.is_some();
     let mut sets = match cached {
@@ -1197,7 +1222,7 @@ fn build_groups(
             if let Some(c) = cache {
                 if let Ok(bytes) = encode_sets(&built) {
                     // A cache that cannot be written only costs the next start-up time.
-                    let _ = c.put(key, &bytes);
+                    let _ = c.put(&key, &bytes);
                 }
             }
             built
@@ -1256,6 +1281,15 @@ fn same_bytes_as(buffer: Buffer, side: Side) -> Buffer {
             Buffer::FileData
         }
         _ => buffer,
+    }
+}
+
+/// The transaction sides `side` stands for, request first.
+fn concrete_sides(side: Side) -> &'static [Side] {
+    match side {
+        Side::Request => &[Side::Request],
+        Side::Response => &[Side::Response],
+        Side::Both => &[Side::Request, Side::Response],
     }
 }
 

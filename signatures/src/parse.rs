@@ -42,6 +42,8 @@ pub struct RawRule<'a> {
     pub src: &'a str,
     pub src_ports: &'a str,
     pub bidirectional: bool,
+    /// `=>`: a transaction rule whose buffers may come from both directions.
+    pub transactional: bool,
     pub dst: &'a str,
     pub dst_ports: &'a str,
     pub options: Vec<RawOption<'a>>,
@@ -126,9 +128,10 @@ pub fn parse_rule(text: &str) -> Result<RawRule<'_>, SyntaxError> {
             ),
         );
     }
-    let bidirectional = match fields[4].0 {
-        "->" => false,
-        "<>" => true,
+    let (bidirectional, transactional) = match fields[4].0 {
+        "->" => (false, false),
+        "<>" => (true, false),
+        "=>" => (false, true),
         "<-" => {
             return err(
                 fields[4].1,
@@ -138,7 +141,7 @@ pub fn parse_rule(text: &str) -> Result<RawRule<'_>, SyntaxError> {
         other => {
             return err(
                 fields[4].1,
-                format!("expected direction '->' or '<>', found {other:?}"),
+                format!("expected direction '->', '<>' or '=>', found {other:?}"),
             )
         }
     };
@@ -156,6 +159,7 @@ pub fn parse_rule(text: &str) -> Result<RawRule<'_>, SyntaxError> {
         src: fields[2].0,
         src_ports: fields[3].0,
         bidirectional,
+        transactional,
         dst: fields[5].0,
         dst_ports: fields[6].0,
         options,
@@ -295,8 +299,11 @@ mod tests {
 
     #[test]
     fn errors_have_columns() {
-        let e = parse_rule("alert tcp any any => any any (sid:1;)").unwrap_err();
+        let e = parse_rule("alert tcp any any >> any any (sid:1;)").unwrap_err();
         assert_eq!(e.column, 19);
+        assert!(e.message.contains("'=>'"), "{e}");
+        let r = parse_rule("alert tls any any => any any (sid:1;)").unwrap();
+        assert!(r.transactional && !r.bidirectional);
         let e = parse_rule("alert tcp any any -> any any (sid:1)").unwrap_err();
         assert!(e.message.contains("';'"), "{e}");
         let e = parse_rule("alert tcp any -> any any (sid:1;)").unwrap_err();

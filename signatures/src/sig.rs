@@ -329,6 +329,8 @@ pub struct Signature {
     pub dst: AddressSet,
     pub dst_ports: PortSet,
     pub bidirectional: bool,
+    /// `=>`: a transaction rule whose buffers hold on their own sides of one transaction.
+    pub transactional: bool,
     pub flow: FlowOpts,
     pub header: Vec<HeaderMatch>,
     pub lists: Vec<BufferList>,
@@ -371,7 +373,12 @@ impl Signature {
     }
 
     /// The transaction side the rule inspects: its buffers', else its flow direction's.
+    /// `Both` when neither fixes one: each side is then inspected separately.
     pub fn tx_side(&self) -> Side {
+        if self.transactional {
+            // Inspected (and alerting) as the response completes the transaction.
+            return Side::Response;
+        }
         match self.lists.first() {
             Some(l) => l.side,
             None if self.flow.to_server == Some(false) => Side::Response,
@@ -703,6 +710,7 @@ fn compile_inner(
         dst,
         dst_ports,
         bidirectional: raw.bidirectional,
+        transactional: raw.transactional,
         flow: FlowOpts::default(),
         header: Vec::new(),
         lists: Vec::new(),
@@ -759,15 +767,24 @@ fn compile_inner(
             continue;
         }
         if let Some(buffer) = Buffer::from_keyword(name) {
-            let idx = if opt.value.is_some() {
-                return invalid(format!("{name} takes no value"));
-            } else {
+            // A buffer both sides have may name its side (`file.data: to_client`), as in
+            // Suricata's `=>` rules.
+            let side = match (opt.value.map(str::trim), buffer.side()) {
+                (None, side) => side,
+                (Some("to_server"), Side::Both) => Side::Request,
+                (Some("to_client"), Side::Both) => Side::Response,
+                (Some(_), Side::Both) => {
+                    return invalid(format!("{name}: expected to_server or to_client"))
+                }
+                (Some(_), _) => return invalid(format!("{name} takes no value")),
+            };
+            let idx = {
                 b.lists.push(BufferList {
                     buffer,
                     transforms: Vec::new(),
                     transform_key: String::new(),
                     matches: Vec::new(),
-                    side: buffer.side(),
+                    side,
                 });
                 b.in_base64.push(false);
                 b.lists.len() - 1
@@ -809,6 +826,38 @@ fn compile_inner(
             "reference" | "target" | "rawbytes" | "prefilter" => {}
             "noalert" => sig.noalert = true,
             "tls.version" => sig.tls_version = Some(TlsVersionMatch::parse(need_value()?)?),
+            // Legacy certificate keywords with a value: the server certificate's field holds
+            // the quoted text (case-sensitive, no escapes), or with `!` does not; never
+            // matches without a certificate. A list of its own, so later modifiers keep off it.
+            "tls.subject" | "tls.issuerdn" | "tls.fingerprint" => {
+                let buffer = match name {
+                    "tls.subject" => Buffer::TlsCertSubject,
+                    "tls.issuerdn" => Buffer::TlsCertIssuer,
+                    _ => Buffer::TlsCertFingerprint,
+                };
+                let (text, negated) = match need_value()?.trim().strip_prefix('!') {
+                    Some(rest) => (rest.trim_start(), true),
+                    None => (value.trim(), false),
+                };
+                let text = text
+                    .strip_prefix('"')
+                    .and_then(|t| t.strip_suffix('"'))
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        SkipReason::Invalid(format!("{name}: expected a non-empty quoted string"))
+                    })?;
+                b.lists.push(BufferList {
+                    buffer,
+                    transforms: Vec::new(),
+                    transform_key: String::new(),
+                    matches: vec![Match::Content(Box::new(Content::new(
+                        text.as_bytes().to_vec(),
+                        negated,
+                    )))],
+                    side: buffer.side(),
+                });
+                b.in_base64.push(false);
+            }
             "content" => {
                 let (pattern, negated) = parse_content(need_value()?)
                     .map_err(|e| SkipReason::Invalid(format!("content: {e}")))?;
@@ -1189,17 +1238,24 @@ fn resolve_sides(sig: &mut Signature) -> Result<(), SkipReason> {
             sig.flow
                 .to_server
                 .map(|ts| if ts { Side::Request } else { Side::Response });
+        if sig.transactional {
+            // Each buffer keeps its own side; one that has both is the request's, as Suricata.
+            for l in sig.lists.iter_mut().filter(|l| l.side == Side::Both) {
+                l.side = Side::Request;
+            }
+        }
         if fixed.is_none() {
             fixed = sig.lists.iter().map(|l| l.side).find(|s| *s != Side::Both);
         }
-        for l in &mut sig.lists {
-            if l.side == Side::Both {
-                l.side = fixed.unwrap_or(if l.buffer == Buffer::FileData {
-                    Side::Response
-                } else {
-                    Side::Request
-                });
+        // Without a direction, a rule whose buffers exist on both sides stays `Both`: as in
+        // Suricata, each side of a transaction is inspected (and may alert) on its own.
+        if let Some(side) = fixed {
+            for l in sig.lists.iter_mut().filter(|l| l.side == Side::Both) {
+                l.side = side;
             }
+        }
+        if sig.transactional && sig.flow.to_server.is_some() {
+            return invalid("a '=>' rule cannot have a flow direction");
         }
         if let Some(ts) = sig.flow.to_server {
             let want = if ts { Side::Request } else { Side::Response };
@@ -1207,6 +1263,8 @@ fn resolve_sides(sig: &mut Signature) -> Result<(), SkipReason> {
                 return invalid("flow direction contradicts the buffers' direction");
             }
         }
+    } else if sig.transactional {
+        return invalid("a '=>' rule needs an application-layer buffer");
     }
     if let Some(app) = &sig.app_proto {
         // Protocols with a parser are exactly those that fill buffers.

@@ -210,3 +210,87 @@ fn header_buffers() {
         "a sticky buffer needs a match"
     );
 }
+
+#[test]
+fn legacy_certificate_keywords_are_contents_on_the_server_certificate() {
+    let s = compile_text(r#"alert tls any any -> any any (msg:"x"; tls.subject:"CN=SELKS"; tls.issuerdn:!"O=Evil"; tls.fingerprint:"cc:aa"; sid:1;)"#).unwrap();
+    let got: Vec<(Buffer, Side, &[u8], bool)> = s
+        .lists
+        .iter()
+        .map(|l| match l.matches.as_slice() {
+            [Match::Content(c)] => (l.buffer, l.side, c.pattern.as_slice(), c.negated),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                Buffer::TlsCertSubject,
+                Side::Response,
+                &b"CN=SELKS"[..],
+                false
+            ),
+            (Buffer::TlsCertIssuer, Side::Response, &b"O=Evil"[..], true),
+            (
+                Buffer::TlsCertFingerprint,
+                Side::Response,
+                &b"cc:aa"[..],
+                false
+            ),
+        ]
+    );
+    assert_eq!(s.app_proto.as_deref(), Some("tls"));
+    // A later content does not join the keyword's list.
+    let s = compile_text(
+        r#"alert tls any any -> any any (msg:"x"; tls.subject:"CN=a"; content:"b"; sid:2;)"#,
+    )
+    .unwrap();
+    assert_eq!(s.lists.len(), 2);
+    assert_eq!(s.lists[1].buffer, Buffer::Packet);
+    assert!(matches!(
+        compile_text(r#"alert tls any any -> any any (msg:"x"; tls.subject:CN=a; sid:3;)"#),
+        Err(SkipReason::Invalid(_))
+    ));
+}
+
+#[test]
+fn buffers_of_both_sides_stay_both_without_a_direction() {
+    let s =
+        compile_text(r#"alert ssh any any -> any any (msg:"x"; ssh.proto; content:"2.0"; sid:1;)"#)
+            .unwrap();
+    assert_eq!(s.lists[0].side, Side::Both);
+    assert_eq!(s.tx_side(), Side::Both);
+    let s = compile_text(r#"alert ssh any any -> any any (msg:"x"; flow:to_client; ssh.proto; content:"2.0"; sid:2;)"#).unwrap();
+    assert_eq!(s.lists[0].side, Side::Response);
+    // Another buffer's side decides.
+    let s = compile_text(r#"alert ssh any any -> any any (msg:"x"; ssh.proto; content:"2.0"; ssh.hassh.server; content:"ab"; sid:3;)"#).unwrap();
+    assert!(s.lists.iter().all(|l| l.side == Side::Response));
+}
+
+#[test]
+fn transactional_rules_keep_each_buffers_side() {
+    let s = compile_text(r#"alert tls any any => any any (msg:"x"; ja3s.hash; content:"5d79"; ja3.string; content:"771,"; sid:1;)"#).unwrap();
+    assert!(s.transactional && !s.bidirectional);
+    let sides: Vec<Side> = s.lists.iter().map(|l| l.side).collect();
+    assert_eq!(sides, [Side::Response, Side::Request]);
+    assert_eq!(s.tx_side(), Side::Response);
+    let s = compile_text(r#"alert http any any => any any (msg:"x"; http.header; content:"a"; http.stat_code; content:"200"; file.data: to_client; content:"b"; sid:2;)"#).unwrap();
+    let sides: Vec<Side> = s.lists.iter().map(|l| l.side).collect();
+    assert_eq!(sides, [Side::Request, Side::Response, Side::Response]);
+    assert!(matches!(
+        compile_text(
+            r#"alert http any any => any any (msg:"x"; http.uri: to_client; content:"a"; sid:5;)"#
+        ),
+        Err(SkipReason::Invalid(_))
+    ));
+    for bad in [
+        r#"alert tls any any => any any (msg:"x"; flow:to_server; ja3.string; content:"a"; sid:3;)"#,
+        r#"alert tcp any any => any any (msg:"x"; content:"a"; sid:4;)"#,
+    ] {
+        assert!(
+            matches!(compile_text(bad), Err(SkipReason::Invalid(_))),
+            "{bad}"
+        );
+    }
+}

@@ -78,6 +78,9 @@ pub struct AppLayerStats {
     pub port_mismatches: u64,
     pub stream_memuse: u64,
     pub stream_memcap: u64,
+    /// Directions the TLS / SSH parser gave up on for malformed bytes.
+    pub parser_errors_tls: u64,
+    pub parser_errors_ssh: u64,
 }
 
 impl AppLayerStats {
@@ -93,6 +96,8 @@ impl AppLayerStats {
         self.records += o.records;
         self.parser_events += o.parser_events;
         self.port_mismatches += o.port_mismatches;
+        self.parser_errors_tls += o.parser_errors_tls;
+        self.parser_errors_ssh += o.parser_errors_ssh;
         self.stream_memuse += o.stream_memuse;
         self.stream_memcap += o.stream_memcap;
     }
@@ -231,6 +236,9 @@ pub struct AppPacket<'a> {
 /// A worker's application layer.
 pub struct AppLayer {
     config: AppLayerConfig,
+    /// The configured settings that rules may switch on (`config` holds the effective ones).
+    configured_ja3: bool,
+    configured_hassh: bool,
     memory: StreamMemory,
     out: AppOutput,
     stats: AppLayerStats,
@@ -240,11 +248,38 @@ impl AppLayer {
     /// `stream_memcap` is this worker's share of the reassembly memcap.
     pub fn new(config: AppLayerConfig, stream_memcap: usize) -> AppLayer {
         AppLayer {
+            configured_ja3: config.tls.ja3,
+            configured_hassh: config.ssh.hassh,
             config,
             memory: StreamMemory::new(stream_memcap),
             out: AppOutput::default(),
             stats: AppLayerStats::default(),
         }
+    }
+
+    /// As Suricata's `ja3-fingerprints: auto` and HASSH: JA3/JA3S are logged, and HASSH
+    /// computed and logged, when the configuration asks or a loaded rule inspects them.
+    /// Flows that already have a parser keep its settings.
+    pub fn follow_rules(&mut self, rules: Option<&vigil_signatures::RuleSet>) {
+        use vigil_signatures::buffer::Buffer;
+        let uses = |pred: fn(Buffer) -> bool| rules.is_some_and(|r| r.uses_buffer(pred));
+        self.config.tls.ja3 = self.configured_ja3
+            || uses(|b| {
+                matches!(
+                    b,
+                    Buffer::Ja3Hash | Buffer::Ja3String | Buffer::Ja3sHash | Buffer::Ja3sString
+                )
+            });
+        self.config.ssh.hassh = self.configured_hassh
+            || uses(|b| {
+                matches!(
+                    b,
+                    Buffer::SshHassh
+                        | Buffer::SshHasshString
+                        | Buffer::SshHasshServer
+                        | Buffer::SshHasshServerString
+                )
+            });
     }
 
     pub fn stats(&self) -> AppLayerStats {
@@ -370,6 +405,12 @@ struct Feed<'a> {
 impl Feed<'_> {
     /// Moves what the parser produced into the report list.
     fn collect(&mut self) {
+        let errors = u64::from(std::mem::take(&mut self.out.parser_errors));
+        match self.state.parser {
+            Some(Parser::Tls(_)) => self.stats.parser_errors_tls += errors,
+            Some(Parser::Ssh(_)) => self.stats.parser_errors_ssh += errors,
+            _ => {}
+        }
         self.stats.records += self.out.records.len() as u64;
         self.stats.parser_events += self.out.events.len() as u64;
         // Records are attributed to the direction they completed in; the worker decides per

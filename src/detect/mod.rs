@@ -114,6 +114,10 @@ impl WorkerDetect {
         })
     }
 
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
     /// Adds this worker's alerts per rule, under each rule's (gid, sid, rev).
     pub fn rule_alerts(&self, into: &mut crate::stats::RuleAlertCounts) {
         for (sig, &n) in self.rules.signatures().iter().zip(&self.per_sig) {

@@ -610,10 +610,15 @@ fn stats_json(s: &RunStats) -> Value {
                     "dns_udp": a.flows_dns_udp, "dns_tcp": a.flows_dns_tcp,
                     "failed_tcp": a.flows_failed_tcp, "failed_udp": a.flows_failed_udp,
                 },
+                // Suricata counts transactions a parser adds to its state; a TLS or SSH
+                // session is one transaction from the start, so theirs stay 0.
                 "tx": {
-                    "http": s.app_events.http, "tls": s.app_events.tls,
-                    "ssh": s.app_events.ssh, "dns_udp": s.app_events.dns_udp,
-                    "dns_tcp": s.app_events.dns_tcp,
+                    "http": s.app_events.http, "tls": 0, "ssh": 0,
+                    "dns_udp": s.app_events.dns_udp, "dns_tcp": s.app_events.dns_tcp,
+                },
+                "error": {
+                    "tls": { "parser": a.parser_errors_tls },
+                    "ssh": { "parser": a.parser_errors_ssh },
                 },
             },
             "defrag": {

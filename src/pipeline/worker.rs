@@ -84,9 +84,11 @@ impl Worker {
         detect: Option<WorkerDetect>,
         events_tx: Sender<Vec<EveEvent>>,
     ) -> Worker {
+        let mut app = AppLayer::new(config.app_layer, config.stream_memcap_bytes);
+        app.follow_rules(detect.as_ref().map(WorkerDetect::rules));
         Worker {
             table: FlowTable::new(config.flow),
-            app: AppLayer::new(config.app_layer, config.stream_memcap_bytes),
+            app,
             detect,
             response: None,
             anomaly: None,
@@ -170,6 +172,8 @@ impl Worker {
     /// Swaps the signatures in use (a reload); flows keep their state. The alerts counted by
     /// the old set stay in the report, per rule under the old set's (gid, sid, rev).
     pub fn set_detect(&mut self, detect: Option<WorkerDetect>) {
+        self.app
+            .follow_rules(detect.as_ref().map(WorkerDetect::rules));
         if let Some(old) = std::mem::replace(&mut self.detect, detect) {
             self.report.alerts += old.alerts;
             old.rule_alerts(&mut self.report.rule_alerts);
@@ -230,6 +234,9 @@ impl Worker {
                     // packet creates its stream at 0): what reassembly hands on now is new to
                     // stream inspection.
                     let stream_from = app.stream_offset(dir).unwrap_or(0);
+                    // As Suricata, a flow stops payload inspection from the packet after the
+                    // one whose data ended the handshake (SSH NEWKEYS, TLS): that one still is.
+                    let inspected = app.payload_inspected();
                     self.app.on_packet(app, packet, &mut self.items);
                     if let Some(detect) = self.detect.as_mut() {
                         let place = PacketPlace {
@@ -237,7 +244,6 @@ impl Worker {
                             file_index: slot.file_index,
                         };
                         let first_event = self.events.len();
-                        let inspected = app.payload_inspected();
                         // Flows without application-layer state (ICMP, other protocols) keep no
                         // rule variables between packets yet.
                         let mut no_vars = vigil_signatures::FlowVars::default();

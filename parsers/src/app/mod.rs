@@ -151,9 +151,16 @@ impl AppRecord {
 pub struct AppOutput {
     pub records: Vec<AppRecord>,
     pub events: Vec<AppEvent>,
+    /// Times the parser gave up on a direction because its bytes were malformed (Suricata's
+    /// `app_layer.error.<proto>.parser`); gaps do not count.
+    pub parser_errors: u32,
 }
 
 impl AppOutput {
+    pub fn parser_error(&mut self) {
+        self.parser_errors = self.parser_errors.saturating_add(1);
+    }
+
     pub fn event(
         &mut self,
         proto: AppProto,
@@ -172,6 +179,7 @@ impl AppOutput {
     pub fn clear(&mut self) {
         self.records.clear();
         self.events.clear();
+        self.parser_errors = 0;
     }
 }
 

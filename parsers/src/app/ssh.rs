@@ -360,6 +360,7 @@ impl Side {
             self.pre_banner_lines += 1;
             if self.pre_banner_lines > MAX_PRE_BANNER_LINES {
                 self.event(out, "INVALID_BANNER");
+                out.parser_error();
                 self.stop();
             }
             // Reuse the allocation for the next line.
@@ -382,6 +383,7 @@ impl Side {
             }
             None => {
                 self.event(out, "INVALID_BANNER");
+                out.parser_error();
                 self.stop();
             }
         }
@@ -408,6 +410,7 @@ impl Side {
             // packet_length covers padding_length and the message code at least.
             if pkt_len < 2 {
                 self.event(out, "INVALID_RECORD");
+                out.parser_error();
                 self.stop();
                 return &[];
             }

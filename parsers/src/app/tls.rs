@@ -103,40 +103,147 @@ fn is_tls13(v: u16) -> bool {
     v == 0x0304 || v == 0x7f01 || (0x7f10..=0x7f1c).contains(&v) || (v & 0xff00) == 0xfb00
 }
 
-/// Which fields go into the EVE `tls` object. The default is what Suricata 8 logs with its
-/// shipped suricata.yaml (`eve-log.types.tls.extended: yes`, session resumption logged):
-/// JA4 on (Suricata 8 computes it whenever built with JA4), JA3/JA3S off (`ja3-fingerprints:
-/// auto` only turns them on when a rule needs them), and the custom-only extras (raw
-/// certificates, handshake parameter objects) off.
+/// The fields of the EVE `tls` object, by Suricata 8's `eve-log.types.tls.custom` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsFields(u32);
+
+impl TlsFields {
+    pub const VERSION: TlsFields = TlsFields(1 << 0);
+    pub const SUBJECT: TlsFields = TlsFields(1 << 1);
+    pub const ISSUER: TlsFields = TlsFields(1 << 2);
+    pub const SERIAL: TlsFields = TlsFields(1 << 3);
+    pub const FINGERPRINT: TlsFields = TlsFields(1 << 4);
+    pub const NOT_BEFORE: TlsFields = TlsFields(1 << 5);
+    pub const NOT_AFTER: TlsFields = TlsFields(1 << 6);
+    pub const SNI: TlsFields = TlsFields(1 << 7);
+    pub const CERTIFICATE: TlsFields = TlsFields(1 << 8);
+    pub const CHAIN: TlsFields = TlsFields(1 << 9);
+    pub const SESSION_RESUMED: TlsFields = TlsFields(1 << 10);
+    pub const JA3: TlsFields = TlsFields(1 << 11);
+    pub const JA3S: TlsFields = TlsFields(1 << 12);
+    /// The client certificate's fields (`client` object).
+    pub const CLIENT: TlsFields = TlsFields(1 << 13);
+    pub const CLIENT_CERTIFICATE: TlsFields = TlsFields(1 << 14);
+    pub const CLIENT_CHAIN: TlsFields = TlsFields(1 << 15);
+    pub const JA4: TlsFields = TlsFields(1 << 16);
+    pub const SUBJECTALTNAME: TlsFields = TlsFields(1 << 17);
+    pub const CLIENT_ALPNS: TlsFields = TlsFields(1 << 18);
+    pub const SERVER_ALPNS: TlsFields = TlsFields(1 << 19);
+    pub const CLIENT_HANDSHAKE: TlsFields = TlsFields(1 << 20);
+    pub const SERVER_HANDSHAKE: TlsFields = TlsFields(1 << 21);
+
+    pub const NONE: TlsFields = TlsFields(0);
+    /// Without `extended` or `custom`.
+    pub const BASIC: TlsFields =
+        TlsFields(Self::SUBJECT.0 | Self::ISSUER.0 | Self::SUBJECTALTNAME.0);
+    /// `extended: yes`.
+    pub const EXTENDED: TlsFields = TlsFields(
+        Self::BASIC.0
+            | Self::VERSION.0
+            | Self::SERIAL.0
+            | Self::FINGERPRINT.0
+            | Self::NOT_BEFORE.0
+            | Self::NOT_AFTER.0
+            | Self::JA3.0
+            | Self::JA3S.0
+            | Self::JA4.0
+            | Self::CLIENT.0
+            | Self::CLIENT_ALPNS.0
+            | Self::SERVER_ALPNS.0
+            | Self::SNI.0,
+    );
+
+    /// `custom` names, as Suricata spells them.
+    pub const NAMES: [(&'static str, TlsFields); 22] = [
+        ("version", Self::VERSION),
+        ("subject", Self::SUBJECT),
+        ("issuer", Self::ISSUER),
+        ("serial", Self::SERIAL),
+        ("fingerprint", Self::FINGERPRINT),
+        ("not_before", Self::NOT_BEFORE),
+        ("not_after", Self::NOT_AFTER),
+        ("sni", Self::SNI),
+        ("certificate", Self::CERTIFICATE),
+        ("chain", Self::CHAIN),
+        ("session_resumed", Self::SESSION_RESUMED),
+        ("ja3", Self::JA3),
+        ("ja3s", Self::JA3S),
+        ("client", Self::CLIENT),
+        ("client_certificate", Self::CLIENT_CERTIFICATE),
+        ("client_chain", Self::CLIENT_CHAIN),
+        ("ja4", Self::JA4),
+        ("subjectaltname", Self::SUBJECTALTNAME),
+        ("client_alpns", Self::CLIENT_ALPNS),
+        ("server_alpns", Self::SERVER_ALPNS),
+        ("client_handshake", Self::CLIENT_HANDSHAKE),
+        ("server_handshake", Self::SERVER_HANDSHAKE),
+    ];
+
+    /// The field a `custom` name means (any case, as Suricata); `None` for an unknown name.
+    pub fn from_name(name: &str) -> Option<TlsFields> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+            .map(|&(_, f)| f)
+    }
+
+    /// What Suricata logs for `extended` and `custom` (a list replaces the rest) and
+    /// `session-resumption`; the client certificate or chain bring the `client` object along.
+    pub fn from_settings<'a>(
+        extended: bool,
+        custom: Option<impl IntoIterator<Item = &'a str>>,
+        session_resumption: bool,
+    ) -> Result<TlsFields, String> {
+        let mut f = if extended {
+            Self::EXTENDED
+        } else {
+            Self::BASIC
+        };
+        if let Some(names) = custom {
+            f = Self::NONE;
+            for name in names {
+                f = f.with(
+                    Self::from_name(name).ok_or_else(|| format!("unknown tls field {name:?}"))?,
+                );
+            }
+        }
+        if session_resumption {
+            f = f.with(Self::SESSION_RESUMED);
+        }
+        if f.has(Self::CLIENT_CERTIFICATE) || f.has(Self::CLIENT_CHAIN) {
+            f = f.with(Self::CLIENT);
+        }
+        Ok(f)
+    }
+
+    pub const fn with(self, o: TlsFields) -> TlsFields {
+        TlsFields(self.0 | o.0)
+    }
+
+    pub const fn has(self, o: TlsFields) -> bool {
+        self.0 & o.0 == o.0
+    }
+}
+
+/// What goes into the EVE `tls` object. The default is what Suricata 8 logs with its shipped
+/// suricata.yaml (`eve-log.types.tls.extended: yes`, session resumption logged): JA4 on
+/// (Suricata 8 computes it whenever built with JA4), JA3/JA3S off (`ja3-fingerprints: auto`
+/// only turns them on when a rule needs them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TlsConfig {
-    /// Log version, serial, fingerprint, sni, validity, ALPNs, client cert (Suricata's
-    /// "extended"); otherwise only subject, issuerdn, subjectaltname.
-    pub extended: bool,
-    pub session_resumption: bool,
+    pub fields: TlsFields,
+    /// JA3/JA3S are logged (where `fields` has them): Suricata's `ja3-fingerprints`.
     pub ja3: bool,
+    /// JA4 is logged (where `fields` has it).
     pub ja4: bool,
-    pub certificate: bool,
-    pub chain: bool,
-    pub client_certificate: bool,
-    pub client_chain: bool,
-    pub client_handshake: bool,
-    pub server_handshake: bool,
 }
 
 impl Default for TlsConfig {
     fn default() -> Self {
         TlsConfig {
-            extended: true,
-            session_resumption: true,
+            fields: TlsFields::EXTENDED.with(TlsFields::SESSION_RESUMED),
             ja3: false,
             ja4: true,
-            certificate: false,
-            chain: false,
-            client_certificate: false,
-            client_chain: false,
-            client_handshake: false,
-            server_handshake: false,
         }
     }
 }
@@ -497,36 +604,31 @@ impl Serialize for ClientCertObj<'_> {
         let hs = self.0;
         let mut m = s.serialize_map(None)?;
         if let Some(c) = &hs.client_cert {
-            serialize_cert_fields(&mut m, c, true)?;
+            serialize_client_cert_fields(&mut m, c)?;
         }
-        if hs.log.client_certificate {
+        if hs.log.fields.has(TlsFields::CLIENT_CERTIFICATE) {
             if let Some(first) = hs.client_chain.first() {
                 m.serialize_entry("certificate", &base64(first))?;
             }
         }
-        if hs.log.client_chain && !hs.client_chain.is_empty() {
+        if hs.log.fields.has(TlsFields::CLIENT_CHAIN) && !hs.client_chain.is_empty() {
             m.serialize_entry("chain", &Base64List(&hs.client_chain))?;
         }
         m.end()
     }
 }
 
-fn serialize_cert_fields<M: SerializeMap>(
-    m: &mut M,
-    c: &CertInfo,
-    client: bool,
-) -> Result<(), M::Error> {
+/// The client certificate's fields, as Suricata's `client` object has them.
+fn serialize_client_cert_fields<M: SerializeMap>(m: &mut M, c: &CertInfo) -> Result<(), M::Error> {
     m.serialize_entry("subject", &c.subject)?;
     m.serialize_entry("issuerdn", &c.issuer)?;
-    if client {
-        m.serialize_entry("fingerprint", &c.fingerprint)?;
-        m.serialize_entry("serial", &c.serial)?;
-        if c.not_before != 0 {
-            m.serialize_entry("notbefore", &format_timestamp(c.not_before))?;
-        }
-        if c.not_after != 0 {
-            m.serialize_entry("notafter", &format_timestamp(c.not_after))?;
-        }
+    m.serialize_entry("fingerprint", &c.fingerprint)?;
+    m.serialize_entry("serial", &c.serial)?;
+    if c.not_before != 0 {
+        m.serialize_entry("notbefore", &format_timestamp(c.not_before))?;
+    }
+    if c.not_after != 0 {
+        m.serialize_entry("notafter", &format_timestamp(c.not_after))?;
     }
     Ok(())
 }
@@ -599,75 +701,81 @@ impl Serialize for ServerHsObj<'_> {
 impl Serialize for TlsHandshake {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let log = &self.log;
-        let ext = log.extended;
+        let on = |f: TlsFields| log.fields.has(f);
+        let cert = self.server_cert.as_ref();
         let mut m = s.serialize_map(None)?;
-        if let Some(c) = &self.server_cert {
-            serialize_cert_fields(&mut m, c, false)?;
-            if !c.sans.is_empty() {
+        if let Some(c) = cert {
+            if on(TlsFields::SUBJECT) {
+                m.serialize_entry("subject", &c.subject)?;
+            }
+            if on(TlsFields::ISSUER) {
+                m.serialize_entry("issuerdn", &c.issuer)?;
+            }
+            if on(TlsFields::SUBJECTALTNAME) && !c.sans.is_empty() {
                 m.serialize_entry("subjectaltname", &c.sans)?;
             }
         }
-        if log.session_resumption && self.session_resumed {
+        if on(TlsFields::SESSION_RESUMED) && self.session_resumed {
             m.serialize_entry("session_resumed", &true)?;
         }
-        if ext {
-            if let Some(c) = &self.server_cert {
+        if let Some(c) = cert {
+            if on(TlsFields::SERIAL) {
                 m.serialize_entry("serial", &c.serial)?;
+            }
+            if on(TlsFields::FINGERPRINT) {
                 m.serialize_entry("fingerprint", &c.fingerprint)?;
             }
-            if let Some(sni) = self.sni() {
-                m.serialize_entry("sni", &eve_bytes_to_string(sni))?;
-            }
+        }
+        if let Some(sni) = self.sni().filter(|_| on(TlsFields::SNI)) {
+            m.serialize_entry("sni", &eve_bytes_to_string(sni))?;
+        }
+        if on(TlsFields::VERSION) {
             m.serialize_entry("version", &self.version_str())?;
-            if let Some(c) = &self.server_cert {
-                if c.not_before != 0 {
-                    m.serialize_entry("notbefore", &format_timestamp(c.not_before))?;
-                }
-                if c.not_after != 0 {
-                    m.serialize_entry("notafter", &format_timestamp(c.not_after))?;
-                }
+        }
+        if let Some(c) = cert {
+            if on(TlsFields::NOT_BEFORE) && c.not_before != 0 {
+                m.serialize_entry("notbefore", &format_timestamp(c.not_before))?;
+            }
+            if on(TlsFields::NOT_AFTER) && c.not_after != 0 {
+                m.serialize_entry("notafter", &format_timestamp(c.not_after))?;
             }
         }
-        if log.certificate {
+        if on(TlsFields::CERTIFICATE) {
             if let Some(first) = self.server_chain.first() {
                 m.serialize_entry("certificate", &base64(first))?;
             }
         }
-        if log.chain && !self.server_chain.is_empty() {
+        if on(TlsFields::CHAIN) && !self.server_chain.is_empty() {
             m.serialize_entry("chain", &Base64List(&self.server_chain))?;
         }
-        if ext && log.ja3 {
-            if let Some(j) = &self.ja3 {
+        if log.ja3 {
+            if let Some(j) = self.ja3.as_ref().filter(|_| on(TlsFields::JA3)) {
                 m.serialize_entry("ja3", &Ja3Obj(j))?;
             }
-            if let Some(j) = &self.ja3s {
+            if let Some(j) = self.ja3s.as_ref().filter(|_| on(TlsFields::JA3S)) {
                 m.serialize_entry("ja3s", &Ja3Obj(j))?;
             }
         }
-        if ext && log.ja4 {
-            if let Some(j) = &self.ja4 {
-                m.serialize_entry("ja4", j)?;
-            }
+        if let Some(j) = self.ja4.as_ref().filter(|_| log.ja4 && on(TlsFields::JA4)) {
+            m.serialize_entry("ja4", j)?;
         }
-        if ext {
-            if !self.client_alpns().is_empty() {
-                m.serialize_entry("client_alpns", &StrList(self.client_alpns()))?;
-            }
-            if !self.server_alpns().is_empty() {
-                m.serialize_entry("server_alpns", &StrList(self.server_alpns()))?;
-            }
+        if on(TlsFields::CLIENT_ALPNS) && !self.client_alpns().is_empty() {
+            m.serialize_entry("client_alpns", &StrList(self.client_alpns()))?;
         }
-        if log.client_handshake {
+        if on(TlsFields::SERVER_ALPNS) && !self.server_alpns().is_empty() {
+            m.serialize_entry("server_alpns", &StrList(self.server_alpns()))?;
+        }
+        if on(TlsFields::CLIENT_HANDSHAKE) {
             if let Some(ch) = &self.client_hello {
                 m.serialize_entry("client_handshake", &ClientHsObj(ch))?;
             }
         }
-        if log.server_handshake {
+        if on(TlsFields::SERVER_HANDSHAKE) {
             if let Some(sh) = &self.server_hello {
                 m.serialize_entry("server_handshake", &ServerHsObj(sh))?;
             }
         }
-        if (ext || log.client_certificate || log.client_chain) && self.client_cert.is_some() {
+        if on(TlsFields::CLIENT) && self.client_cert.is_some() {
             m.serialize_entry("client", &ClientCertObj(self))?;
         }
         m.end()
@@ -1095,7 +1203,13 @@ impl TlsParser {
         out.event(AppProto::Tls, name, dir_of(d), Some(0));
     }
 
+    /// Gives up on direction `d` because its bytes are malformed.
     fn stop(&mut self, d: usize, name: &'static str, out: &mut AppOutput) {
+        out.parser_error();
+        self.stop_after_gap(d, name, out);
+    }
+
+    fn stop_after_gap(&mut self, d: usize, name: &'static str, out: &mut AppOutput) {
         Self::event(out, name, d);
         if let Some(st) = self.dirs.get_mut(d) {
             st.stopped = true;
@@ -1512,7 +1626,7 @@ impl AppParser for TlsParser {
             st.body_left -= len as usize;
             return;
         }
-        self.stop(d, "INVALID_SSL_RECORD", out);
+        self.stop_after_gap(d, "INVALID_SSL_RECORD", out);
     }
 
     fn end_of_stream(&mut self, _dir: Direction, _ts_ns: u64, _out: &mut AppOutput) {}

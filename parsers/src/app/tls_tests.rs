@@ -4,13 +4,16 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 fn all_on() -> TlsConfig {
+    let d = TlsConfig::default();
     TlsConfig {
         ja3: true,
-        client_handshake: true,
-        server_handshake: true,
-        client_certificate: true,
-        chain: true,
-        ..TlsConfig::default()
+        fields: d
+            .fields
+            .with(TlsFields::CLIENT_HANDSHAKE)
+            .with(TlsFields::SERVER_HANDSHAKE)
+            .with(TlsFields::CLIENT_CERTIFICATE)
+            .with(TlsFields::CHAIN),
+        ..d
     }
 }
 
@@ -102,11 +105,10 @@ fn sv(case: &str, file: &str) -> String {
 
 #[test]
 fn corpus_eve_custom_fields_client_auth() {
+    // The case's suricata.yaml: `custom: [subject, issuer, …, client_chain]`.
+    let custom = "subject, issuer, serial, fingerprint, sni, version, not_before, not_after, certificate, chain, subjectaltname, client, client_certificate, client_chain";
     let cfg = TlsConfig {
-        client_certificate: true,
-        client_chain: true,
-        certificate: true,
-        chain: true,
+        fields: TlsFields::from_settings(false, Some(custom.split(", ")), true).unwrap(),
         ..TlsConfig::default()
     };
     let run = run_pcap(
@@ -147,6 +149,35 @@ fn corpus_eve_custom_fields_client_auth() {
     assert_eq!(hs.cert_serial(), Some("00:C7:D4:28:8B:80:E0:1E:25"));
     assert!(!hs.certificates().is_empty());
     assert!(run.events.is_empty(), "{:?}", run.events);
+}
+
+/// `custom` replaces the field set with exactly its fields (Suricata's names, any case);
+/// `extended: no` leaves subject, issuerdn and subjectaltname; client_chain brings `client`.
+#[test]
+fn custom_fields_replace_the_field_set() {
+    let pcap = sv("tls/tls-eve-custom-fields", "tls-client-auth.pcap");
+    let keys = |fields: TlsFields| -> Vec<String> {
+        let cfg = TlsConfig {
+            fields,
+            ..TlsConfig::default()
+        };
+        let run = run_pcap(&pcap, cfg);
+        let e = run.eve().remove(0);
+        let mut keys: Vec<String> = e.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    let only_hs = TlsFields::from_settings(true, Some(["Client_Handshake"]), false).unwrap();
+    assert_eq!(keys(only_hs), ["client_handshake"]);
+    let basic = TlsFields::from_settings(false, None::<[&str; 0]>, true).unwrap();
+    assert_eq!(keys(basic), ["issuerdn", "subject", "subjectaltname"]);
+    let chain = TlsFields::from_settings(false, Some(["client_chain", "ja4"]), false).unwrap();
+    assert!(chain.has(TlsFields::CLIENT));
+    assert_eq!(keys(chain), ["client", "ja4"]);
+    assert_eq!(
+        TlsFields::from_settings(true, Some(["sni", "nope"]), true),
+        Err("unknown tls field \"nope\"".to_string())
+    );
 }
 
 #[test]
@@ -653,6 +684,8 @@ fn garbage_and_truncation() {
     let mut p = TlsParser::new(TlsConfig::default());
     p.parse(Direction::ToServer, &[0x42, 3, 3, 0, 1, 0], 0, &mut out);
     assert_eq!(out.events[0].event, "INVALID_RECORD_TYPE");
+    // Malformed bytes are a parser error (Suricata's `app_layer.error.tls.parser`).
+    assert_eq!(out.parser_errors, 1);
     out.clear();
     let mut p = TlsParser::new(TlsConfig::default());
     p.parse(Direction::ToServer, &[22, 7, 3, 0, 1, 0], 0, &mut out);
@@ -759,6 +792,8 @@ fn gap_in_app_data_is_skipped_gap_in_handshake_stops() {
     p.parse(Direction::ToServer, &c[..40], 0, &mut out);
     p.gap(Direction::ToServer, 20, &mut out);
     assert_eq!(out.events[0].event, "INVALID_SSL_RECORD");
+    // A gap is not a parser error.
+    assert_eq!(out.parser_errors, 0);
     p.parse(Direction::ToServer, &c[60..], 0, &mut out);
     assert_eq!(out.events.len(), 1);
 }

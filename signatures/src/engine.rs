@@ -1161,16 +1161,22 @@ fn build_groups(
                 match sig.prefilter {
                     Some((li, _)) => {
                         let (list, c) = sig.prefilter_content().expect("prefilter is a content");
-                        let k = (
-                            proto,
-                            same_bytes_as(list.buffer, list.side),
-                            list.side,
-                            list.transform_key.clone(),
-                        );
-                        let e = inst_builders
-                            .entry(k)
-                            .or_insert_with(|| (PatternSetBuilder::new(), (id, li)));
-                        e.0.add(c.prefilter_bytes(), c.nocase, id);
+                        // A buffer of either side goes into both sides' databases rather than
+                        // one of its own: its bytes are then scanned once, not once more for
+                        // a handful of literals (its candidates are checked on both sides
+                        // whichever side's scan found them).
+                        for &side in concrete_sides(list.side) {
+                            let k = (
+                                proto,
+                                same_bytes_as(list.buffer, side),
+                                side,
+                                list.transform_key.clone(),
+                            );
+                            let e = inst_builders
+                                .entry(k)
+                                .or_insert_with(|| (PatternSetBuilder::new(), (id, li)));
+                            e.0.add(c.prefilter_bytes(), c.nocase, id);
+                        }
                     }
                     None => group.always.push(id),
                 }

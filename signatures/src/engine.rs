@@ -527,7 +527,7 @@ impl RuleSet {
                 (&w.bytes[from..], w.new_from - from)
             });
             let packet_covered = region.is_some_and(|(r, skip)| &r[skip..] == payload);
-            for g in [common, specific] {
+            for g in std::iter::once(common).chain(specific) {
                 let Some(set) = self.packet.sets.get(g as usize).filter(|s| !s.is_empty()) else {
                     continue;
                 };

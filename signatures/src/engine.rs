@@ -110,6 +110,7 @@ impl Default for RuleSetConfig {
 /// One prefiltered inspection buffer: a buffer, its transforms and its side.
 struct Instance {
     buffer: Buffer,
+    /// Request or Response, never Both (see `build_groups`).
     side: Side,
     /// A list with this transform chain, whose transforms this instance applies.
     transforms_from: (u32, usize),
@@ -697,40 +698,40 @@ impl RuleSet {
             return;
         }
         det.begin();
+        // Instances are per concrete side: a direction-less buffer's literals were added to
+        // both sides' databases when the groups were built.
         for inst in &group.instances {
-            for &side in concrete_sides(inst.side) {
-                if !bufs.has_side(side) {
-                    continue;
-                }
-                let Detector {
-                    scratch,
-                    stamp,
-                    generation,
-                    candidates,
-                    xform_a,
-                    xform_b,
-                    counters,
-                    ..
-                } = det;
-                let transforms =
-                    &self.sigs[inst.transforms_from.0 as usize].lists[inst.transforms_from.1];
-                bufs.each(inst.buffer, side, &mut |data| {
-                    let data = if inst.has_transforms {
-                        match apply_transforms(transforms, data, xform_a, xform_b) {
-                            Some(d) => d,
-                            None => return false,
-                        }
-                    } else {
-                        data
-                    };
-                    counters.tx_scans += 1;
-                    counters.tx_scan_bytes += data.len() as u64;
-                    let _ = inst.set.scan(scratch, data, |id| {
-                        push_candidate(stamp, *generation, candidates, id)
-                    });
-                    false
-                });
+            if !bufs.has_side(inst.side) {
+                continue;
             }
+            let Detector {
+                scratch,
+                stamp,
+                generation,
+                candidates,
+                xform_a,
+                xform_b,
+                counters,
+                ..
+            } = det;
+            let transforms =
+                &self.sigs[inst.transforms_from.0 as usize].lists[inst.transforms_from.1];
+            bufs.each(inst.buffer, inst.side, &mut |data| {
+                let data = if inst.has_transforms {
+                    match apply_transforms(transforms, data, xform_a, xform_b) {
+                        Some(d) => d,
+                        None => return false,
+                    }
+                } else {
+                    data
+                };
+                counters.tx_scans += 1;
+                counters.tx_scan_bytes += data.len() as u64;
+                let _ = inst.set.scan(scratch, data, |id| {
+                    push_candidate(stamp, *generation, candidates, id)
+                });
+                false
+            });
         }
         for &id in &group.always {
             push_candidate(&mut det.stamp, det.generation, &mut det.candidates, id);

@@ -1193,9 +1193,16 @@ fn build_groups(
     let map = GroupMap::build(sigs, &packet_prefiltered);
     let n_packet = map.groups.len();
     // The databases are stored in this order: a rule text that compiles to other instances
-    // (another side or buffer) must not find the previous build's databases.
+    // (another side or buffer) or other packet groups (another grouping) must not find the
+    // previous build's databases.
     let layout = format!("{n_packet} {keys:?}");
-    let key = hash_key(&[key.as_slice(), layout.as_bytes()]);
+    let members: Vec<u8> = map
+        .groups
+        .iter()
+        .flat_map(|g| g.iter().chain(std::iter::once(&u32::MAX)))
+        .flat_map(|id| id.to_le_bytes())
+        .collect();
+    let key = hash_key(&[key.as_slice(), layout.as_bytes(), &members]);
     let cached = cache
         .and_then(|c| c.get(&key))
         .and_then(|bytes| decode_sets(&bytes, keys.len() + n_packet));

@@ -475,3 +475,32 @@ alert tcp any any -> any any (msg:"transformed header"; tcp.hdr; to_lowercase; c
     let echo = [128, 0, 0, 0, 0, 1, 0, 1, 0x80, 0];
     assert_eq!(detect_ip(&set, &mut det, &ipv6_bytes(58, &echo)), vec![35]);
 }
+
+#[test]
+fn busy_ports_get_the_merged_groups_before_ports_with_more_rules() {
+    // 81 is named by more rules than 8080, but 8080 is among the ports that carry traffic on
+    // a typical network (Suricata's grouping whitelist), so it gets a merged group.
+    let (rs, _) = load(
+        r#"
+alert tcp any any -> any any (msg:"any port"; flow:to_server; content:"common"; sid:1;)
+alert tcp any any -> any 81 (msg:"81 a"; flow:to_server; content:"eighty-one a"; sid:2;)
+alert tcp any any -> any 81 (msg:"81 b"; flow:to_server; content:"eighty-one b"; sid:3;)
+alert tcp any any -> any [81,8080] (msg:"both"; flow:to_server; content:"both ports"; sid:4;)
+alert tcp any any -> any 80 (msg:"80"; flow:to_server; content:"eighty"; sid:5;)
+"#,
+    );
+    let map = &rs.packet.map;
+    let (merged_8080, second) = map.groups(Class::Tcp, true, 8080).unwrap();
+    assert_eq!(second, None, "8080's packets take one scan");
+    let sids = |g: u32| -> Vec<u32> {
+        map.groups[g as usize]
+            .iter()
+            .map(|&id| rs.sigs[id as usize].sid)
+            .collect()
+    };
+    assert_eq!(sids(merged_8080), [1, 4]);
+    assert_eq!(map.groups(Class::Tcp, true, 80).unwrap().1, None);
+    let (common, own_81) = map.groups(Class::Tcp, true, 81).unwrap();
+    assert_eq!(sids(common), [1]);
+    assert_eq!(sids(own_81.unwrap()), [2, 3, 4]);
+}

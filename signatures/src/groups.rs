@@ -26,15 +26,27 @@ impl Class {
     }
 
     const ALL: [Class; 3] = [Class::Tcp, Class::Udp, Class::Other];
+
+    /// Index of (class, direction) in [`GroupMap`]'s table.
+    fn slot(self, to_server: bool) -> usize {
+        self as usize * 2 + usize::from(to_server)
+    }
 }
 
 /// Ports that get a group of their own per class and direction; the rest share one.
 const PORTS_PER_DIRECTION: usize = 24;
 
-/// The busiest ports (by rules naming them) whose group also holds the common group's rules, as
-/// Suricata's group heads do, so their packets take one scan instead of two: a second scan over
-/// the same bytes, even with a few dozen literals, cost ~7 % of a worker on ET Open's HTTP.
+/// Ports whose group also holds the common group's rules, as Suricata's group heads do, so their
+/// packets take one scan instead of two: a second scan over the same bytes, even with a few dozen
+/// literals, cost ~7 % of a worker on ET Open's HTTP. Chosen among [`BUSY_TCP_PORTS`] /
+/// [`BUSY_UDP_PORTS`] first, by rules naming them.
 const MERGED_PORTS_PER_DIRECTION: usize = 2;
+
+/// Suricata's `detect.grouping.tcp-whitelist` / `udp-whitelist` defaults: the ports that carry
+/// most traffic on a typical network, and so are worth a merged group. Counting rules alone
+/// picks ports such as 81, which every `$HTTP_PORTS` rule names as often as 8080.
+const BUSY_TCP_PORTS: [u16; 11] = [53, 80, 139, 443, 445, 1433, 3306, 3389, 6666, 6667, 8080];
+const BUSY_UDP_PORTS: [u16; 3] = [53, 135, 5060];
 
 /// Merging copies the common group into each merged port's database; past this many rules the
 /// extra compile time (~0.3 s at 500 literals, 0.7 s at 860) and memory are not worth it.
@@ -47,9 +59,10 @@ type DirectionGroups = (u32, Vec<(u16, u32, bool)>, u32);
 /// Which group each (class, direction, server port) uses.
 #[derive(Debug, Default)]
 pub struct GroupMap {
-    /// Per (class, to_server): the group every port scans (rules for any port), then (port,
-    /// group) sorted by port, and the group of the other ports.
-    map: HashMap<(Class, bool), DirectionGroups>,
+    /// Per (class, to_server) at [`Class::slot`] (looked up per packet, so a table rather than
+    /// a hashed map): the group every port scans (rules for any port), then (port, group)
+    /// sorted by port, and the group of the other ports.
+    map: [Option<DirectionGroups>; 6],
     /// Each group's rule ids, ascending.
     pub groups: Vec<Vec<u32>>,
 }
@@ -63,7 +76,7 @@ impl GroupMap {
         to_server: bool,
         server_port: u16,
     ) -> Option<(u32, Option<u32>)> {
-        let (common, ports, rest) = self.map.get(&(class, to_server))?;
+        let (common, ports, rest) = self.map[class.slot(to_server)].as_ref()?;
         Some(match ports.binary_search_by_key(&server_port, |p| p.0) {
             Ok(i) if ports[i].2 => (ports[i].1, None),
             Ok(i) => (*common, Some(ports[i].1)),
@@ -115,8 +128,15 @@ impl GroupMap {
                     }
                     let mut by_count: Vec<(u16, usize)> = counts.into_iter().collect();
                     by_count.sort_by_key(|&(p, n)| (std::cmp::Reverse(n), p));
+                    let busy: &[u16] = if class == Class::Tcp {
+                        &BUSY_TCP_PORTS
+                    } else {
+                        &BUSY_UDP_PORTS
+                    };
                     busiest = by_count
                         .iter()
+                        .filter(|(p, _)| busy.contains(p))
+                        .chain(by_count.iter().filter(|(p, _)| !busy.contains(p)))
                         .take(MERGED_PORTS_PER_DIRECTION)
                         .map(|&(p, _)| p)
                         .collect();
@@ -124,8 +144,10 @@ impl GroupMap {
                         .into_iter()
                         .take(PORTS_PER_DIRECTION)
                         .map(|(p, _)| p)
+                        .chain(busiest.iter().copied())
                         .collect();
                     own.sort_unstable();
+                    own.dedup();
                     (own, true)
                 };
                 let mut intern = |list: Vec<u32>, groups: &mut Vec<Vec<u32>>| -> u32 {
@@ -179,7 +201,7 @@ impl GroupMap {
                     .collect();
                 debug_assert!(rest_needed);
                 let rest = intern(rest_list, &mut out.groups);
-                out.map.insert((class, to_server), (common, ports, rest));
+                out.map[class.slot(to_server)] = Some((common, ports, rest));
             }
         }
         out

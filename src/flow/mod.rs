@@ -4,7 +4,7 @@ pub mod key;
 pub mod table;
 pub mod tcp;
 
-pub use key::{community_id_v1, CommunityTuple, FlowKey, KeySide};
+pub use key::{community_id_v1, dispatch_hash, CommunityTuple, FlowKey, KeySide};
 pub use table::{
     FlowEnd, FlowRecord, FlowStats, FlowTable, FlowTableConfig, FlowTimeouts, Timeouts,
 };

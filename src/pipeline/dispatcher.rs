@@ -17,7 +17,7 @@ use vigil_parsers::{
 };
 
 use super::batch::{Batch, FrameBytes, Slot, SlotKind};
-use crate::flow::FlowKey;
+use crate::flow::dispatch_hash;
 use crate::stats::DecoderStats;
 
 const NS_PER_SEC: u64 = 1_000_000_000;
@@ -442,8 +442,8 @@ fn worker_for(pkt: &DecodedPacket, workers: usize) -> usize {
     if workers == 1 {
         return 0;
     }
-    match FlowKey::from_packet(pkt) {
-        Some((key, _)) => (key.symmetric_hash() % workers as u64) as usize,
+    match dispatch_hash(pkt) {
+        Some(hash) => (hash % workers as u64) as usize,
         None => 0,
     }
 }

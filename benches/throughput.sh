@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end replay throughput of `vigil replay` on large generated pcaps.
 #
-#   benches/throughput.sh [--quick] [--reference DIR] [--profile] [--runs N] [--dir DIR]
+#   benches/throughput.sh [--quick] [--reference DIR] [--profile] [--runs N] [--scaling N]
+#                         [--dir DIR]
 #
 # Builds release, generates (once, cached) with the project's generator:
 #   mixed-200mb.pcap   vigil-pcapgen --size-mb 200 --seed 1
@@ -20,6 +21,9 @@
 #   --profile        afterwards, `perf record -g` the 1 GB 1-worker replay and print the top 25
 #                    symbols (`perf report --no-children`)
 #   --runs N         runs per configuration (best wall time is kept)
+#   --scaling N      afterwards, N runs each of 1 and 2 workers, alternating, on every 1 GB file,
+#                    and their median and best wall times (default 9; 0 skips): on a shared
+#                    2-vCPU VM one run swings by ±15 %, more than the difference measured
 #   --dir DIR        cache/work dir (default ${VIGIL_BENCH_DIR:-/tmp/vigil-bench})
 #
 # Honours CARGO_TARGET_DIR. Needs python3 (packet counts from eve.json) and /usr/bin/time.
@@ -32,6 +36,7 @@ QUICK=0
 PROFILE=0
 REFDIR=""
 RUNS=3
+SCALING=9
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 
@@ -41,6 +46,7 @@ while [[ $# -gt 0 ]]; do
         --profile) PROFILE=1 ;;
         --reference) REFDIR="${2:?--reference needs a directory}"; shift ;;
         --runs) RUNS="${2:?--runs needs a number}"; shift ;;
+        --scaling) SCALING="${2:?--scaling needs a number}"; shift ;;
         --dir) DIR="${2:?--dir needs a directory}"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
@@ -220,6 +226,34 @@ for f in "$DIR"/counts.*; do
 done
 [[ -n "$REFDIR" ]] && echo "(reference IDS on its mixed-200mb.pcap: flow 4365 http 3882 dns 3156 tls 609)"
 rm -f "$DIR"/counts.*
+
+# Scaling: 1 and 2 workers alternate, so that drift in the machine's speed hits both alike.
+if [[ $SCALING -gt 0 ]]; then
+    echo
+    for file in "${FILES[@]}"; do
+        [[ "$(basename "$file")" == mixed-1gb.pcap ]] || continue
+        walls=()
+        for _ in $(seq "$SCALING"); do
+            for w in 1 2; do
+                rm -rf "$EVE"; mkdir -p "$EVE"
+                t0=$EPOCHREALTIME
+                "$VIGIL" replay "$file" --workers "$w" --eve-dir "$EVE" --progress never -q
+                t1=$EPOCHREALTIME
+                walls+=("$w $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
+            done
+        done
+        printf '%s\n' "${walls[@]}" | python3 -c "
+import statistics, sys
+w = {1: [], 2: []}
+for line in sys.stdin:
+    k, v = line.split()
+    w[int(k)].append(float(v))
+m1, m2 = statistics.median(w[1]), statistics.median(w[2])
+print(f'scaling $file ({len(w[1])} alternating runs each): 1 worker median {m1:.3f} s '
+      f'(best {min(w[1]):.3f}), 2 workers median {m2:.3f} s (best {min(w[2]):.3f}); '
+      f'2 workers take {m2 / m1:.2f} of 1 worker\'s time')"
+    done
+fi
 
 if [[ $PROFILE -eq 1 ]]; then
     echo >&2

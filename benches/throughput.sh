@@ -124,18 +124,24 @@ EVE="$DIR/eve"
 TIMES="$DIR/time.out"
 
 # run_best FILE WORKERS: prints "best_wall rss_mb_of_best pkts"
+# timed_replay FILE WORKERS: one replay into a fresh $EVE; prints its wall time and leaves
+# "%e %M" (peak RSS in KiB) in $TIMES. %e has 10 ms resolution (start-up alone rounds to 0.00),
+# so wall is taken from bash's microsecond clock around the same command.
+timed_replay() {
+    local t0 t1
+    rm -rf "$EVE"; mkdir -p "$EVE"
+    t0=$EPOCHREALTIME
+    /usr/bin/time -f '%e %M' -o "$TIMES" \
+        "$VIGIL" replay "$1" --workers "$2" --eve-dir "$EVE" --progress never -q
+    t1=$EPOCHREALTIME
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+}
+
 run_best() {
     local file="$1" workers="$2" best="" rss="" pkts="" wall kb
     for _ in $(seq "$RUNS"); do
-        rm -rf "$EVE"; mkdir -p "$EVE"
-        t0=$EPOCHREALTIME
-        /usr/bin/time -f '%e %M' -o "$TIMES" \
-            "$VIGIL" replay "$file" --workers "$workers" --eve-dir "$EVE" --progress never -q
-        t1=$EPOCHREALTIME
-        # %e has 10 ms resolution (start-up alone rounds to 0.00), so wall is taken from bash's
-        # microsecond clock around the same command; %M gives the peak RSS in KiB.
+        wall=$(timed_replay "$file" "$workers")
         read -r _ kb < "$TIMES"
-        wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
         if [[ -z "$best" ]] || awk -v a="$wall" -v b="$best" 'BEGIN { exit !(a < b) }'; then
             best="$wall"
             rss=$((kb / 1024))
@@ -235,11 +241,7 @@ if [[ $SCALING -gt 0 ]]; then
         walls=()
         for _ in $(seq "$SCALING"); do
             for w in 1 2; do
-                rm -rf "$EVE"; mkdir -p "$EVE"
-                t0=$EPOCHREALTIME
-                "$VIGIL" replay "$file" --workers "$w" --eve-dir "$EVE" --progress never -q
-                t1=$EPOCHREALTIME
-                walls+=("$w $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
+                walls+=("$w $(timed_replay "$file" "$w")")
             done
         done
         printf '%s\n' "${walls[@]}" | python3 -c "

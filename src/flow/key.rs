@@ -77,9 +77,9 @@ impl FlowKey {
         ))
     }
 
-    /// A direction-independent hash: both directions of a flow give the same value, so the
-    /// dispatcher sends them to the same worker. Stable across runs (no random seed), so a replay
-    /// is deterministic.
+    /// A direction-independent hash of the whole key, for flow ids: both directions of a flow
+    /// give the same value. Stable across runs (no random seed), so a replay is deterministic.
+    /// (The dispatcher uses the cheaper [`dispatch_hash`].)
     pub fn symmetric_hash(&self) -> u64 {
         let mut h = StableHasher::default();
         self.hash(&mut h);
@@ -111,10 +111,7 @@ pub fn dispatch_hash(pkt: &DecodedPacket) -> Option<u64> {
         let outer = spread(fold_addr(t.outer_src)).wrapping_add(spread(fold_addr(t.outer_dst)));
         h = spread(h ^ outer ^ u64::from(t.id) ^ (t.kind as u64) << 40);
     }
-    // splitmix64's finalizer, so that `hash % workers` spreads well.
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    Some(h ^ (h >> 31))
+    Some(avalanche(h))
 }
 
 fn fold_addr(addr: IpAddr) -> u64 {
@@ -127,8 +124,16 @@ fn fold_addr(addr: IpAddr) -> u64 {
     }
 }
 
+/// The multiply-rotate step of both hashes here.
 fn spread(x: u64) -> u64 {
     x.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+}
+
+/// splitmix64's finalizer, so that `hash % workers` spreads well.
+fn avalanche(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The tunnel as part of a direction-free key: outer endpoints ordered, outer ports dropped
@@ -177,17 +182,14 @@ fn flow_ports(pkt: &DecodedPacket) -> (u16, u16) {
     }
 }
 
-/// A word-at-a-time multiply-rotate hash: fixed, identical on every run and machine, and cheap
-/// enough for the reader thread, which hashes every packet (byte-wise FNV-1a over the whole key,
-/// tunnel context included, was 4–5 % of a replay).
+/// A word-at-a-time multiply-rotate hash: fixed, identical on every run and machine, and cheaper
+/// than byte-wise FNV-1a over the whole key (tunnel context included).
 struct StableHasher(u64);
 
 impl StableHasher {
     #[inline]
     fn mix(&mut self, word: u64) {
-        self.0 = (self.0 ^ word)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(29);
+        self.0 = spread(self.0 ^ word);
     }
 }
 
@@ -199,11 +201,7 @@ impl Default for StableHasher {
 
 impl Hasher for StableHasher {
     fn finish(&self) -> u64 {
-        // Final avalanche (splitmix64) so that `hash % workers` spreads well.
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        avalanche(self.0)
     }
 
     #[inline]
@@ -563,21 +561,17 @@ mod tests {
         assert_eq!(dispatch_hash(&fragment), None);
     }
 
-    #[test]
-    fn dispatch_hash_spreads_similar_flows() {
+    /// `hash(client address, client port)` of a flow to 10.0.0.1:443, taken `% workers`, must
+    /// spread flows evenly even when they differ only in a client port or the last address
+    /// byte, as most flows on a link do.
+    fn assert_spreads_similar_flows(hash: impl Fn([u8; 4], u16) -> u64) {
         for workers in [2u64, 3, 4, 8] {
             let mut by_port = vec![0u32; workers as usize];
             let mut by_host = vec![0u32; workers as usize];
             for i in 0..8192u16 {
-                let p = tcp_packet([192, 168, 1, 7], 32768 + i, [10, 0, 0, 1], 443);
-                by_port[(dispatch_hash(&p).unwrap() % workers) as usize] += 1;
-                let p = tcp_packet(
-                    [172, 16, (i >> 8) as u8, i as u8],
-                    51000,
-                    [10, 0, 0, 1],
-                    443,
-                );
-                by_host[(dispatch_hash(&p).unwrap() % workers) as usize] += 1;
+                by_port[(hash([192, 168, 1, 7], 32768 + i) % workers) as usize] += 1;
+                let host = [172, 16, (i >> 8) as u8, i as u8];
+                by_host[(hash(host, 51000) % workers) as usize] += 1;
             }
             let even = 8192 / workers as u32;
             for counts in [&by_port, &by_host] {
@@ -591,11 +585,17 @@ mod tests {
         }
     }
 
-    /// The dispatcher's `symmetric_hash % workers` must spread flows evenly even when they
-    /// differ only in a client port or the last address byte, as most flows on a link do.
+    #[test]
+    fn dispatch_hash_spreads_similar_flows() {
+        assert_spreads_similar_flows(|client, port| {
+            dispatch_hash(&tcp_packet(client, port, [10, 0, 0, 1], 443)).unwrap()
+        });
+    }
+
+    /// Flow ids (and any sharding on them) spread as well.
     #[test]
     fn symmetric_hash_spreads_similar_flows() {
-        let key = |client: [u8; 4], port: u16| {
+        assert_spreads_similar_flows(|client, port| {
             let a = Endpoint {
                 addr: IpAddr::from(client),
                 port,
@@ -612,26 +612,8 @@ mod tests {
                 vlans: [0; MAX_VLANS],
                 tunnel: TunnelContext::default(),
             }
-        };
-        for workers in [2u64, 3, 4, 8] {
-            let mut by_port = vec![0u32; workers as usize];
-            let mut by_host = vec![0u32; workers as usize];
-            for i in 0..8192u16 {
-                by_port[(key([192, 168, 1, 7], 32768 + i).symmetric_hash() % workers) as usize] +=
-                    1;
-                let host = [172, 16, (i >> 8) as u8, i as u8];
-                by_host[(key(host, 51000).symmetric_hash() % workers) as usize] += 1;
-            }
-            let even = 8192 / workers as u32;
-            for counts in [&by_port, &by_host] {
-                for &n in counts.iter() {
-                    assert!(
-                        n.abs_diff(even) < even / 10,
-                        "{workers} workers: {counts:?}"
-                    );
-                }
-            }
-        }
+            .symmetric_hash()
+        });
     }
 
     /// Equal addresses: the lower port goes first (suricata-verify `community-id-sameip`, whose

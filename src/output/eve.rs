@@ -533,12 +533,12 @@ fn anomaly_json<'a>(a: &AnomalyEvent, fmt: &'a EveFormat) -> AnomalyJson<'a> {
 /// Appends one event as a JSON line to `out`.
 pub fn write_event(ev: &EveEvent, fmt: &EveFormat, out: &mut Vec<u8>) -> serde_json::Result<()> {
     match ev {
-        EveEvent::Flow(f) => serde_json::to_writer(&mut *out, &flow_json(f, fmt))?,
-        EveEvent::Anomaly(a) => serde_json::to_writer(&mut *out, &anomaly_json(a, fmt))?,
-        EveEvent::App(a) => serde_json::to_writer(&mut *out, &AppJson { a, fmt })?,
-        EveEvent::Stats(s) => serde_json::to_writer(&mut *out, &stats_json(s))?,
-        EveEvent::Response(r) => serde_json::to_writer(&mut *out, &r.to_json())?,
-        EveEvent::ModelAlert(a) => serde_json::to_writer(&mut *out, &a.to_json())?,
+        EveEvent::Flow(f) => super::json::to_writer(out, &flow_json(f, fmt))?,
+        EveEvent::Anomaly(a) => super::json::to_writer(out, &anomaly_json(a, fmt))?,
+        EveEvent::App(a) => super::json::to_writer(out, &AppJson { a, fmt })?,
+        EveEvent::Stats(s) => super::json::to_writer(out, &stats_json(s))?,
+        EveEvent::Response(r) => super::json::to_writer(out, &r.to_json())?,
+        EveEvent::ModelAlert(a) => super::json::to_writer(out, &a.to_json())?,
     }
     out.push(b'\n');
     Ok(())

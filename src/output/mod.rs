@@ -1,6 +1,7 @@
 //! Event output: EVE JSON rendering and the thread that writes it, off the workers.
 
 pub mod eve;
+pub mod json;
 pub mod nats;
 pub mod rotate;
 pub mod sink;

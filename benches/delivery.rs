@@ -42,6 +42,10 @@ use vigil::output::sink::{EncodedEvent, EventType, TypeSet};
 use vigil::output::spool::{FullPolicy, Spool};
 use vigil::output::upstream::Upstream;
 
+/// The daemon's allocator (`src/main.rs`), so the sinks are measured as they run there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const OFFER_BATCH: usize = 256;
 
 struct Args {

@@ -123,13 +123,21 @@ fi
 EVE="$DIR/eve"
 TIMES="$DIR/time.out"
 
-# run_best FILE WORKERS: prints "best_wall rss_mb_of_best pkts"
+# warm_page_cache FILE: reads FILE through so the timed run finds it all in the page cache.
+# These VMs reclaim idle page cache proactively (DAMON `pageout` of pages unused for ~60 s, 128
+# MB/s), so between runs a part of a 1 GB file goes back to disk, and the next replay would
+# time the disk and its page-cache refill (a tenth of the reader's samples) as much as Vigil.
+warm_page_cache() {
+    cat "$1" > /dev/null
+}
+
 # timed_replay FILE WORKERS: one replay into a fresh $EVE; prints its wall time and leaves
 # "%e %M" (peak RSS in KiB) in $TIMES. %e has 10 ms resolution (start-up alone rounds to 0.00),
 # so wall is taken from bash's microsecond clock around the same command.
 timed_replay() {
     local t0 t1
     rm -rf "$EVE"; mkdir -p "$EVE"
+    warm_page_cache "$1"
     t0=$EPOCHREALTIME
     /usr/bin/time -f '%e %M' -o "$TIMES" \
         "$VIGIL" replay "$1" --workers "$2" --eve-dir "$EVE" --progress never -q
@@ -137,6 +145,7 @@ timed_replay() {
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
 }
 
+# run_best FILE WORKERS: prints "best_wall rss_mb_of_best pkts"
 run_best() {
     local file="$1" workers="$2" best="" rss="" pkts="" wall kb
     for _ in $(seq "$RUNS"); do

@@ -76,6 +76,10 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
     let eve_path = opts.eve_dir.join("eve.json");
 
     let (events_tx, events_rx) = bounded::<Vec<EveEvent>>(workers * 64);
+    // Written batches go back to the workers to be freed; a few per worker is all they take
+    // between two sends.
+    let (spent_tx, spent_rx) = bounded::<Vec<EveEvent>>(workers * 4);
+    let writer = writer.with_spent_return(spent_tx);
     let output = thread::Builder::new()
         .name("vigil-output".into())
         .spawn(move || writer.run(events_rx))
@@ -136,6 +140,7 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
             None => None,
         };
         let mut worker = Worker::new(worker_cfg.clone(), detect, events_tx.clone());
+        worker.set_spent(Some(spent_rx.clone()));
         if let (Some(responder), Some(policy)) = (&responder, &policy) {
             worker.set_response(Some(crate::response::tap::ResponseTap::new(
                 policy.reader(),

@@ -231,6 +231,10 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         rules: Published::new(rules.clone()),
     });
     let (events_tx, events_rx) = bounded::<Vec<EveEvent>>(workers * 256);
+    // Written batches go back to the workers to be freed (`Worker::set_spent`). Few: an idle
+    // worker takes none, and what waits for it is memory held.
+    let (spent_tx, spent_rx) = bounded::<Vec<EveEvent>>(workers * 4);
+    let writer = writer.with_spent_return(spent_tx);
     let output = thread::Builder::new()
         .name("vigil-output".into())
         .spawn(move || writer.run(events_rx))
@@ -281,6 +285,7 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
             None => None,
         };
         let mut worker = Worker::new(worker_cfg.clone(), detect, events_tx.clone());
+        worker.set_spent(Some(spent_rx.clone()));
         if let (Some(responder), Some(policy)) = (&responder, &policy) {
             worker.set_response(Some(crate::response::tap::ResponseTap::new(
                 policy.reader(),

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use eve::{write_event, EveEvent, EveFormat};
 
@@ -83,6 +83,8 @@ pub struct EveFileWriter {
     drain_timeout: Duration,
     /// The event types written to the file (the upstreams filter their own).
     file_types: sink::TypeSet,
+    /// Where written batches go to be freed by the workers that filled them.
+    spent: Option<Sender<Vec<EveEvent>>>,
 }
 
 impl EveFileWriter {
@@ -119,6 +121,7 @@ impl EveFileWriter {
             next_id: 0,
             drain_timeout: Duration::from_secs(10),
             file_types: sink::TypeSet::of(&[]),
+            spent: None,
         })
     }
 
@@ -136,6 +139,13 @@ impl EveFileWriter {
     /// Writes only these event types to the file.
     pub fn with_file_types(mut self, types: sink::TypeSet) -> EveFileWriter {
         self.file_types = types;
+        self
+    }
+
+    /// Sends each written batch to `spent` (see `Worker::set_spent`); one that does not fit is
+    /// freed here.
+    pub fn with_spent_return(mut self, spent: Sender<Vec<EveEvent>>) -> EveFileWriter {
+        self.spent = Some(spent);
         self
     }
 
@@ -241,6 +251,9 @@ impl EveFileWriter {
                             .fetch_add(self.report.events - events, Ordering::Relaxed);
                         c.bytes
                             .fetch_add(self.report.bytes - bytes, Ordering::Relaxed);
+                    }
+                    if let Some(spent) = &self.spent {
+                        let _ = spent.try_send(batch);
                     }
                     if last_flush.elapsed() < FLUSH_INTERVAL {
                         continue;

@@ -141,7 +141,8 @@ pub struct RuleSet {
     /// (protocol, side) of transaction rules with payload matches on the raw stream.
     stream_tx_sides: Vec<(BufferProto, Side)>,
     thresholds: Mutex<ThresholdState>,
-    flow_names: usize,
+    /// Flowbit and flowint names by id, for logging a flow's variables.
+    flow_var_names: Vec<Box<str>>,
     max_var_slots: usize,
 }
 
@@ -179,6 +180,11 @@ pub struct FlowVars {
 }
 
 impl FlowVars {
+    /// No flowbit set and no flowint assigned.
+    pub fn is_empty(&self) -> bool {
+        self.bits.is_empty() && self.ints.is_empty()
+    }
+
     fn is_set(&self, bit: u32) -> bool {
         self.bits.contains(&bit)
     }
@@ -428,7 +434,13 @@ impl RuleSet {
             ip_only_bidirectional,
             tx,
             thresholds: Mutex::new(ThresholdState::new(config.threshold_limits)),
-            flow_names: names.len(),
+            flow_var_names: {
+                let mut by_id = vec![Box::<str>::default(); names.len()];
+                for (name, id) in names {
+                    by_id[id as usize] = name.into_boxed_str();
+                }
+                by_id
+            },
             max_var_slots,
         };
         Ok((set, report))
@@ -466,7 +478,16 @@ impl RuleSet {
 
     /// Number of distinct flowbit/flowint names.
     pub fn flow_var_names(&self) -> usize {
-        self.flow_names
+        self.flow_var_names.len()
+    }
+
+    /// The flowbits set in `vars` by name, in the order they were set, and the flowints.
+    pub fn flow_vars_named<'a>(&'a self, vars: &FlowVars) -> (Vec<&'a str>, Vec<(&'a str, i64)>) {
+        let name = |id: u32| self.flow_var_names.get(id as usize).map_or("", |n| &**n);
+        (
+            vars.bits.iter().map(|&b| name(b)).collect(),
+            vars.ints.iter().map(|&(n, v)| (name(n), v)).collect(),
+        )
     }
 
     pub fn new_detector(&self) -> Result<Detector, PrefilterError> {

@@ -219,7 +219,8 @@ impl AppEvent {
 /// What workers and the pipeline hand to the output thread.
 #[derive(Debug, Clone)]
 pub enum EveEvent {
-    Flow(FlowRecord),
+    /// A flow record, with its rule variables when rules set any.
+    Flow(FlowRecord, Option<Box<FlowVarsLog>>),
     Anomaly(AnomalyEvent),
     App(Box<AppEvent>),
     Stats(Box<RunStats>),
@@ -234,7 +235,7 @@ impl EveEvent {
     pub fn event_type(&self) -> super::sink::EventType {
         use super::sink::EventType;
         match self {
-            EveEvent::Flow(_) => EventType::Flow,
+            EveEvent::Flow(..) => EventType::Flow,
             EveEvent::Anomaly(_) => EventType::Anomaly,
             EveEvent::Stats(_) => EventType::Stats,
             EveEvent::Response(_) => EventType::Response,
@@ -256,7 +257,7 @@ impl EveEvent {
     /// The event's time (its `timestamp`), nanoseconds since the Unix epoch.
     pub fn ts_ns(&self) -> u64 {
         match self {
-            EveEvent::Flow(f) => f.last_ts_ns,
+            EveEvent::Flow(f, _) => f.last_ts_ns,
             EveEvent::Anomaly(a) => a.ts_ns,
             EveEvent::App(a) => a.ts_ns,
             EveEvent::Stats(s) => s.last_ts_ns,
@@ -383,7 +384,7 @@ struct TcpSection {
 }
 
 #[derive(Serialize)]
-struct FlowJson {
+struct FlowJson<'a> {
     timestamp: EveTime,
     flow_id: u64,
     event_type: &'static str,
@@ -414,10 +415,80 @@ struct FlowJson {
     flow: FlowSection,
     #[serde(skip_serializing_if = "Option::is_none")]
     tcp: Option<TcpSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<MetadataJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traffic: Option<TrafficJson<'a>>,
     community_id: String,
 }
 
-fn flow_json(f: &FlowRecord, fmt: &EveFormat) -> FlowJson {
+/// A flow's rule variables by name, as its end left them (in the order they were set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowVarsLog {
+    pub flowbits: Vec<String>,
+    pub flowints: Vec<(String, i64)>,
+}
+
+/// Flowbits named `traffic/id/NAME` and `traffic/label/NAME` tag the flow's traffic (Suricata
+/// logs them as `traffic.id` and `traffic.label`); the others are logged as they are.
+const TRAFFIC_ID_PREFIX: &str = "traffic/id/";
+const TRAFFIC_LABEL_PREFIX: &str = "traffic/label/";
+
+/// `metadata`: flowbits other than traffic tags, and flowints.
+#[derive(Serialize)]
+struct MetadataJson<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    flowbits: Vec<&'a str>,
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "ints_as_object"
+    )]
+    flowints: Vec<(&'a str, i64)>,
+}
+
+fn ints_as_object<S: serde::Serializer>(ints: &[(&str, i64)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(ints.iter().map(|(k, v)| (*k, *v)))
+}
+
+#[derive(Serialize)]
+struct TrafficJson<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    id: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    label: Vec<&'a str>,
+}
+
+/// The `metadata` and `traffic` objects for `vars`, each only when it has something.
+fn vars_json(vars: Option<&FlowVarsLog>) -> (Option<MetadataJson<'_>>, Option<TrafficJson<'_>>) {
+    let Some(vars) = vars else {
+        return (None, None);
+    };
+    let mut flowbits = Vec::new();
+    let mut traffic = TrafficJson {
+        id: Vec::new(),
+        label: Vec::new(),
+    };
+    for bit in &vars.flowbits {
+        if let Some(id) = bit.strip_prefix(TRAFFIC_ID_PREFIX) {
+            traffic.id.push(id);
+        } else if let Some(label) = bit.strip_prefix(TRAFFIC_LABEL_PREFIX) {
+            traffic.label.push(label);
+        } else {
+            flowbits.push(bit.as_str());
+        }
+    }
+    let flowints: Vec<(&str, i64)> = vars
+        .flowints
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    let metadata = (!flowbits.is_empty() || !flowints.is_empty())
+        .then_some(MetadataJson { flowbits, flowints });
+    let traffic = (!traffic.id.is_empty() || !traffic.label.is_empty()).then_some(traffic);
+    (metadata, traffic)
+}
+
+fn flow_json<'a>(f: &FlowRecord, vars: Option<&'a FlowVarsLog>, fmt: &EveFormat) -> FlowJson<'a> {
     let (src_port, dest_port) = match f.ports {
         Some((s, d)) => (Some(s), Some(d)),
         None => (None, None),
@@ -440,6 +511,7 @@ fn flow_json(f: &FlowRecord, fmt: &EveFormat) -> FlowJson {
         }
     });
     let age = f.last_ts_ns / 1_000_000_000 - f.first_ts_ns / 1_000_000_000;
+    let (metadata, traffic) = vars_json(vars);
     FlowJson {
         timestamp: eve_time(f.first_ts_ns),
         flow_id: f.flow_id,
@@ -473,6 +545,8 @@ fn flow_json(f: &FlowRecord, fmt: &EveFormat) -> FlowJson {
             emergency: f.emergency,
         },
         tcp,
+        metadata,
+        traffic,
         community_id: community_id_v1(&f.community, fmt.community_id_seed),
     }
 }
@@ -533,7 +607,9 @@ fn anomaly_json<'a>(a: &AnomalyEvent, fmt: &'a EveFormat) -> AnomalyJson<'a> {
 /// Appends one event as a JSON line to `out`.
 pub fn write_event(ev: &EveEvent, fmt: &EveFormat, out: &mut Vec<u8>) -> serde_json::Result<()> {
     match ev {
-        EveEvent::Flow(f) => super::json::to_writer(out, &flow_json(f, fmt))?,
+        EveEvent::Flow(f, vars) => {
+            super::json::to_writer(out, &flow_json(f, vars.as_deref(), fmt))?
+        }
         EveEvent::Anomaly(a) => super::json::to_writer(out, &anomaly_json(a, fmt))?,
         EveEvent::App(a) => super::json::to_writer(out, &AppJson { a, fmt })?,
         EveEvent::Stats(s) => super::json::to_writer(out, &stats_json(s))?,
@@ -941,5 +1017,39 @@ mod tests {
             eve_ip(&"::ffff:10.0.0.1".parse().unwrap()),
             "0000:0000:0000:0000:0000:ffff:0a00:0001"
         );
+    }
+
+    #[test]
+    fn traffic_tags_go_to_traffic_and_other_flowbits_and_flowints_to_metadata() {
+        let vars = FlowVarsLog {
+            flowbits: vec![
+                "traffic/id/mozilla".into(),
+                "ET.http.binary".into(),
+                "traffic/label/browser".into(),
+                "traffic/id/firefox".into(),
+            ],
+            flowints: vec![("requests".into(), 3)],
+        };
+        let (metadata, traffic) = vars_json(Some(&vars));
+        let json = serde_json::json!({"metadata": metadata, "traffic": traffic});
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "metadata": {"flowbits": ["ET.http.binary"], "flowints": {"requests": 3}},
+                "traffic": {"id": ["mozilla", "firefox"], "label": ["browser"]},
+            })
+        );
+        let only_tags = FlowVarsLog {
+            flowbits: vec!["traffic/label/x".into()],
+            flowints: vec![],
+        };
+        let (metadata, traffic) = vars_json(Some(&only_tags));
+        assert!(metadata.is_none(), "no empty metadata object");
+        assert_eq!(
+            serde_json::to_value(traffic).unwrap(),
+            serde_json::json!({"label": ["x"]})
+        );
+        let (metadata, traffic) = vars_json(None);
+        assert!(metadata.is_none() && traffic.is_none());
     }
 }

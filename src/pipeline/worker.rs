@@ -13,7 +13,7 @@ use crate::detect::{PacketPlace, StreamWindow, WorkerDetect};
 use crate::flow::key::PROTO_TCP;
 use crate::flow::{FlowKey, FlowRecord, FlowStats, FlowTable, FlowTableConfig};
 use crate::output::eve::{
-    AlertCapture, AlertCaptureConfig, AnomalyEvent, AppEvent, AppEventKind, EveEvent,
+    AlertCapture, AlertCaptureConfig, AnomalyEvent, AppEvent, AppEventKind, EveEvent, FlowVarsLog,
 };
 use crate::response::tap::{PacketView, ResponseTap};
 
@@ -66,6 +66,8 @@ pub struct Worker {
     /// Application-layer findings of the packet or flow end being handled.
     items: Vec<AppItem>,
     ended: Vec<FlowRecord>,
+    /// Rule variables of `ended` flows, index for index (missing ones are `None`).
+    ended_vars: Vec<Option<Box<FlowVarsLog>>>,
     events: Vec<EveEvent>,
     events_tx: Sender<Vec<EveEvent>>,
     /// Batches the output thread is done with, to be freed here (see [`Worker::set_spent`]).
@@ -96,6 +98,7 @@ impl Worker {
             anomaly: None,
             items: Vec::new(),
             ended: Vec::with_capacity(1024),
+            ended_vars: Vec::with_capacity(1024),
             events: Vec::new(),
             events_tx,
             spent: None,
@@ -411,6 +414,8 @@ impl Worker {
         }
         let apps: Vec<FlowApp> = self.table.take_ended_apps().collect();
         let ts_ns = self.now_ns;
+        // `ended_vars[i]` goes with `ended[i]`.
+        self.ended_vars.resize(from, None);
         for (i, mut app) in (from..).zip(apps) {
             let mut vars = app.take_rule_vars();
             let (proto, orig) = self.app.on_flow_end(app, ts_ns, &mut self.items);
@@ -443,7 +448,20 @@ impl Worker {
                 let rec = self.ended[i];
                 self.emit_items(&rec, None, ts_ns, None);
             }
+            self.ended_vars.push(self.flow_vars_log(&vars));
         }
+    }
+
+    /// The flow's rule variables by name for its flow event; `None` when rules set none.
+    fn flow_vars_log(&self, vars: &vigil_signatures::FlowVars) -> Option<Box<FlowVarsLog>> {
+        if vars.is_empty() {
+            return None;
+        }
+        let (bits, ints) = self.detect.as_ref()?.rules().flow_vars_named(vars);
+        Some(Box::new(FlowVarsLog {
+            flowbits: bits.into_iter().map(str::to_owned).collect(),
+            flowints: ints.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        }))
     }
 
     /// Turns application-layer findings into events, oriented as Suricata orients them:
@@ -637,7 +655,12 @@ impl Worker {
             tap.flows_ended(&self.ended);
         }
         self.report.flow_events += self.ended.len() as u64;
-        self.events.extend(self.ended.drain(..).map(EveEvent::Flow));
+        self.events.extend(
+            self.ended
+                .drain(..)
+                .zip(self.ended_vars.drain(..).chain(std::iter::repeat(None)))
+                .map(|(f, vars)| EveEvent::Flow(f, vars)),
+        );
     }
 
     /// Hands this batch's events to the output thread in one message.

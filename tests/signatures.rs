@@ -597,6 +597,41 @@ alert tcp any any -> any any (msg:"dsize is about packets"; dsize:>2; content:"E
     }
 }
 
+/// Flowbits and flowints show on the alerts and the flow event as Suricata logs them: tags
+/// named `traffic/id/` and `traffic/label/` under `traffic`, the rest under `metadata`, as the
+/// flow holds them when the alert fires (the alerting packet's rules included).
+#[test]
+fn flow_variables_are_logged_on_alerts_and_the_flow() {
+    let rules = r#"
+alert tcp any any -> any any (msg:"tag"; flow:established,to_server; content:"hello"; flowbits:set,traffic/id/greeter; flowbits:set,traffic/label/chatty; flowbits:set,said.hello; flowbits:noalert; sid:1;)
+alert tcp any any -> any any (msg:"count"; flow:established,to_server; content:"again"; flowbits:isset,said.hello; flowint:greetings,=,2; sid:2;)
+"#;
+    let mut c = tcp_conv::Conv::open(7000);
+    c.data(true, b"hello there");
+    c.data(false, b"hi");
+    c.data(true, b"again");
+    c.close();
+    let run = replay_frames("flowvars", &c.frames, rules);
+    let alerts = run.of_type("alert");
+    assert_eq!(alerts.len(), 1, "{}", run.stderr);
+    let alert = &alerts[0];
+    assert_eq!(alert["alert"]["signature_id"], 2);
+    assert_eq!(
+        alert["traffic"],
+        serde_json::json!({"id": ["greeter"], "label": ["chatty"]}),
+        "{alert}"
+    );
+    assert_eq!(
+        alert["metadata"],
+        serde_json::json!({"flowbits": ["said.hello"], "flowints": {"greetings": 2}}),
+        "{alert}"
+    );
+    let flows = run.of_type("flow");
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0]["traffic"], alert["traffic"], "{}", flows[0]);
+    assert_eq!(flows[0]["metadata"], alert["metadata"], "{}", flows[0]);
+}
+
 /// An ET Open-style rule mixing payload content with HTTP buffers: its payload part matches
 /// the request's raw stream (here across the segment boundary between head and body), its
 /// buffers the transaction; the next transaction on the connection starts a new raw window.

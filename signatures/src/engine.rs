@@ -168,6 +168,9 @@ pub struct StreamWindow<'a> {
     pub new_from: usize,
 }
 
+/// Flowint names are interned with this prefix, apart from flowbit names.
+pub(crate) const FLOWINT_PREFIX: &str = "flowint:";
+
 /// Per-flow rule state: flowbits and flowints.
 #[derive(Debug, Default, Clone)]
 pub struct FlowVars {
@@ -484,9 +487,14 @@ impl RuleSet {
     /// The flowbits set in `vars` by name, in the order they were set, and the flowints.
     pub fn flow_vars_named<'a>(&'a self, vars: &FlowVars) -> (Vec<&'a str>, Vec<(&'a str, i64)>) {
         let name = |id: u32| self.flow_var_names.get(id as usize).map_or("", |n| &**n);
+        // Flowints are interned with a prefix, apart from flowbits of the same name.
+        let int_name = |id: u32| {
+            let n = name(id);
+            n.strip_prefix(FLOWINT_PREFIX).unwrap_or(n)
+        };
         (
             vars.bits.iter().map(|&b| name(b)).collect(),
-            vars.ints.iter().map(|&(n, v)| (name(n), v)).collect(),
+            vars.ints.iter().map(|&(n, v)| (int_name(n), v)).collect(),
         )
     }
 

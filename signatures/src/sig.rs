@@ -1415,7 +1415,7 @@ fn parse_flowint(
     sig: &mut Signature,
 ) -> Result<(), SkipReason> {
     let parts: Vec<&str> = value.split(',').map(str::trim).collect();
-    let name = ctx.intern(&format!("flowint:{}", parts[0]));
+    let name = ctx.intern(&format!("{}{}", crate::engine::FLOWINT_PREFIX, parts[0]));
     let val = |s: Option<&&str>| -> Result<Val, SkipReason> {
         let s = s.ok_or_else(|| SkipReason::Invalid("flowint: missing value".into()))?;
         s.parse::<i64>()

@@ -16,7 +16,7 @@ use vigil_signatures::{Detector, FlowVars, Hit, LoadReport, RuleSet, RuleSetConf
 
 use crate::config::RulesSection;
 use crate::flow::FlowRecord;
-use crate::output::eve::{AlertEvent, AppEvent, AppEventKind, EveEvent};
+use crate::output::eve::{AlertEvent, AppEvent, AppEventKind, EveEvent, FlowVarsLog};
 pub use buffers::RecordBuffers;
 use vigil_signatures::classification::Classifications;
 use vigil_signatures::threshold::ThresholdConfig;
@@ -173,7 +173,7 @@ impl WorkerDetect {
             &mut self.hits,
         );
         let first = out.len();
-        let alerted = self.emit(rec, Some(dir), proto, None, ts_ns, Some(place), out);
+        let alerted = self.emit(rec, Some(dir), proto, None, vars, ts_ns, Some(place), out);
         if let Some(icmp) = packet_icmp(pkt) {
             for e in &mut out[first..] {
                 if let EveEvent::App(a) = e {
@@ -237,10 +237,24 @@ impl WorkerDetect {
                     flow: None,
                     capture: None,
                     stream: false,
+                    vars: None,
                 })),
             })));
         }
         !self.hits.is_empty()
+    }
+
+    /// A flow's rule variables by name, for its alerts and its flow event; `None` when rules
+    /// set none.
+    pub fn flow_vars_log(&self, vars: &FlowVars) -> Option<Box<FlowVarsLog>> {
+        if vars.is_empty() {
+            return None;
+        }
+        let (bits, ints) = self.rules.flow_vars_named(vars);
+        Some(Box::new(FlowVarsLog {
+            flowbits: bits.into_iter().map(str::to_owned).collect(),
+            flowints: ints.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        }))
     }
 
     /// Whether transaction rules of `proto` inspect the raw stream of `dir`'s side, so its
@@ -296,7 +310,16 @@ impl WorkerDetect {
             rec.flow_id,
             &mut self.hits,
         );
-        self.emit(rec, None, record.proto(), Some(record), ts_ns, place, out)
+        self.emit(
+            rec,
+            None,
+            record.proto(),
+            Some(record),
+            vars,
+            ts_ns,
+            place,
+            out,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -306,6 +329,7 @@ impl WorkerDetect {
         packet_dir: Option<Direction>,
         proto: AppProto,
         record: Option<&AppRecord>,
+        vars: &FlowVars,
         ts_ns: u64,
         place: Option<PacketPlace>,
         out: &mut Vec<EveEvent>,
@@ -313,6 +337,8 @@ impl WorkerDetect {
         if self.hits.is_empty() {
             return false;
         }
+        // As Suricata logs alerts: after every rule of the packet or record ran.
+        let vars_log = self.flow_vars_log(vars);
         for i in 0..self.hits.len() {
             let hit = self.hits[i];
             let dir = match hit.side {
@@ -330,6 +356,7 @@ impl WorkerDetect {
                 flow: Some(*rec),
                 capture: None,
                 stream: hit.stream,
+                vars: vars_log.clone(),
             }));
             let packet = place.map(|p| (p.pcap_cnt, p.file_index));
             let tx_id = record.and_then(AppRecord::tx_id);

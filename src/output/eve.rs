@@ -51,6 +51,8 @@ pub struct AlertEvent {
     /// A payload rule matched the reassembled stream, not the packet alone: the alert's
     /// payload is then the stream's bytes (`stream: 1`).
     pub stream: bool,
+    /// The flow's rule variables when the alert fired (`metadata`, `traffic`).
+    pub vars: Option<Box<FlowVarsLog>>,
 }
 
 /// `[eve]` switches for what alerts carry of their packet.
@@ -860,6 +862,13 @@ fn serialize_alert<M: serde::ser::SerializeMap>(
         },
     )?;
     m.serialize_entry("alert", &AlertJson(sig))?;
+    let (metadata, traffic) = vars_json(alert.vars.as_deref());
+    if let Some(metadata) = metadata {
+        m.serialize_entry("metadata", &metadata)?;
+    }
+    if let Some(traffic) = traffic {
+        m.serialize_entry("traffic", &traffic)?;
+    }
     match &alert.record {
         Some(AppRecord::Http(tx)) => m.serialize_entry("http", &**tx)?,
         Some(AppRecord::Dns(msg)) => m.serialize_entry("dns", &**msg)?,

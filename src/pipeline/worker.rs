@@ -454,14 +454,7 @@ impl Worker {
 
     /// The flow's rule variables by name for its flow event; `None` when rules set none.
     fn flow_vars_log(&self, vars: &vigil_signatures::FlowVars) -> Option<Box<FlowVarsLog>> {
-        if vars.is_empty() {
-            return None;
-        }
-        let (bits, ints) = self.detect.as_ref()?.rules().flow_vars_named(vars);
-        Some(Box::new(FlowVarsLog {
-            flowbits: bits.into_iter().map(str::to_owned).collect(),
-            flowints: ints.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-        }))
+        self.detect.as_ref()?.flow_vars_log(vars)
     }
 
     /// Turns application-layer findings into events, oriented as Suricata orients them:

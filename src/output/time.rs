@@ -18,12 +18,35 @@ pub fn rfc3339_micros(ts_ns: u64) -> EveTime {
 
 /// Date and time of `ts_ns` in UTC to the microsecond, followed by `zone`.
 fn utc_micros(ts_ns: u64, zone: &str) -> EveTime {
-    let secs = ts_ns / 1_000_000_000;
     let micros = (ts_ns % 1_000_000_000) / 1_000;
+    let mut s = EveTime::new();
+    s.push_str(&utc_second(ts_ns / 1_000_000_000));
+    s.push_str(".");
+    s.push_dec(micros, 6);
+    s.push_str(zone);
+    s
+}
+
+/// `2024-05-13T10:00:00`, the date and time of `secs` in UTC.
+type SecondStr = InlineStr<19>;
+
+thread_local! {
+    /// The last second formatted on this thread: an event's timestamps, and the events of a
+    /// batch, mostly fall in the same second, and the calendar arithmetic was most of the cost.
+    static LAST_SECOND: std::cell::Cell<Option<(u64, SecondStr)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+fn utc_second(secs: u64) -> SecondStr {
+    if let Some((cached, text)) = LAST_SECOND.get() {
+        if cached == secs {
+            return text;
+        }
+    }
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    let mut s = EveTime::new();
+    let mut s = SecondStr::new();
     s.push_dec(y.max(0) as u64, 4);
     s.push_str("-");
     s.push_dec(u64::from(m), 2);
@@ -35,9 +58,7 @@ fn utc_micros(ts_ns: u64, zone: &str) -> EveTime {
     s.push_dec((rem / 60) % 60, 2);
     s.push_str(":");
     s.push_dec(rem % 60, 2);
-    s.push_str(".");
-    s.push_dec(micros, 6);
-    s.push_str(zone);
+    LAST_SECOND.set(Some((secs, s)));
     s
 }
 
@@ -91,5 +112,20 @@ mod tests {
             eve_timestamp_string(4_102_444_799_999_999_999),
             "2099-12-31T23:59:59.999999+0000"
         );
+    }
+
+    #[test]
+    fn the_cached_second_never_leaks_into_another() {
+        let base = 1_715_594_400_000_000_000u64;
+        for (ts, want) in [
+            (base + 1_000, "2024-05-13T10:00:00.000001+0000"),
+            (base + 999_999_999, "2024-05-13T10:00:00.999999+0000"),
+            (base + 1_000_000_000, "2024-05-13T10:00:01.000000+0000"),
+            (base + 500, "2024-05-13T10:00:00.000000+0000"),
+            (base - 1, "2024-05-13T09:59:59.999999+0000"),
+            (base + 86_400_000_000_000, "2024-05-14T10:00:00.000000+0000"),
+        ] {
+            assert_eq!(eve_timestamp_string(ts), want);
+        }
     }
 }

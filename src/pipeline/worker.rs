@@ -165,7 +165,6 @@ impl Worker {
         report
     }
 
-    /// Hands alerts that call for an action (rule action, policy) to the responder.
     /// Takes back event batches the output thread has written. Their events were allocated
     /// here, and freeing them here is mimalloc's local fast path; on the output thread each
     /// free went to another thread's queue, which this thread then had to collect (together a
@@ -175,6 +174,7 @@ impl Worker {
         self.spent = spent;
     }
 
+    /// Hands alerts that call for an action (rule action, policy) to the responder.
     pub fn set_response(&mut self, tap: Option<ResponseTap>) {
         self.response = tap;
     }
@@ -448,13 +448,9 @@ impl Worker {
                 let rec = self.ended[i];
                 self.emit_items(&rec, None, ts_ns, None);
             }
-            self.ended_vars.push(self.flow_vars_log(&vars));
+            let vars_log = self.detect.as_ref().and_then(|d| d.flow_vars_log(&vars));
+            self.ended_vars.push(vars_log);
         }
-    }
-
-    /// The flow's rule variables by name for its flow event; `None` when rules set none.
-    fn flow_vars_log(&self, vars: &vigil_signatures::FlowVars) -> Option<Box<FlowVarsLog>> {
-        self.detect.as_ref()?.flow_vars_log(vars)
     }
 
     /// Turns application-layer findings into events, oriented as Suricata orients them:

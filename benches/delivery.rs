@@ -17,8 +17,10 @@
 //!   writing one file asynchronously) receives them. First unpaced (the most the sink
 //!   delivers, with the spool absorbing the rest), then paced at R events/s (default 100,000)
 //!   to show it keeps up without spooling. Reported: events/s from the first offer to the last
-//!   acknowledgement (NATS) or the last line rsyslogd wrote, the longest `offer` call, and the
-//!   receiver's count, which must equal N.
+//!   event the sink handed over (NATS: acknowledged, so stored; syslog: written to TLS), the
+//!   same to the last line rsyslogd wrote (end to end), the longest `offer` call, the
+//!   receiver's count, which must equal N, and the CPU time per event of the receiver, the
+//!   sink's thread and the offering thread (all share the machine's cores).
 //! - **spool**: N events appended in batches of 256, then read back and advanced past; events/s,
 //!   MB/s of JSON, and the on-disk size against the JSON's.
 //! - **zstd**: the ratio on the whole `eve.json` at the level rotated files use.
@@ -166,7 +168,15 @@ fn main() {
             std::fs::create_dir_all(&sub).unwrap();
             let server = NatsServer::start(&sub, &[]);
             let url = format!("{}/vigil?sensor=bench{}", server.url(), args.nats_params);
-            let run = deliver(&sub, &url, &events, rate, args.queue_bytes, None);
+            let run = deliver(
+                &sub,
+                &url,
+                &events,
+                rate,
+                args.queue_bytes,
+                None,
+                server.pid(),
+            );
             let stored = stream_info(&server.url(), "VIGIL").state.messages;
             assert_eq!(
                 stored,
@@ -187,7 +197,15 @@ fn main() {
             let msgs = LineCounter::new(sub.join("msgs.log"));
             // rsyslogd's count is the one that matters: the sink's is what it wrote to TCP.
             let has_all = || msgs.count() >= want;
-            let run = deliver(&sub, &url, &events, rate, args.queue_bytes, Some(&has_all));
+            let run = deliver(
+                &sub,
+                &url,
+                &events,
+                rate,
+                args.queue_bytes,
+                Some(&has_all),
+                rs.pid(),
+            );
             let written = msgs.count();
             assert_eq!(written, want, "rsyslogd wrote every event");
             rows.push(run.row("syslog over TLS → rsyslogd", written as u64));
@@ -348,33 +366,78 @@ fn spool_rates(dir: &Path, events: &[EncodedEvent]) -> SpoolRates {
 struct DeliveryRun {
     rate: Option<f64>,
     n: usize,
+    /// First offer to the last event the sink had acknowledged (JetStream) or written to TLS.
+    sink_secs: f64,
+    /// First offer to the last event the receiver shows.
     secs: f64,
     offer_max: Duration,
     offered_secs: f64,
     spooled: u64,
+    /// CPU seconds over the run: the receiver process, the sink's thread, the offering thread.
+    receiver_cpu: f64,
+    sink_cpu: f64,
+    producer_cpu: f64,
 }
 
 impl DeliveryRun {
+    /// The events/s column is the sink's rate; the receiver's own view follows in the notes.
     fn row(&self, sink: &str, received: u64) -> String {
         let pace = match self.rate {
             None => "unpaced".to_string(),
             Some(r) => format!("paced at {r:.0}/s"),
         };
+        let per_event_us = |cpu: f64| cpu * 1e6 / self.n as f64;
         format!(
-            "| {sink}, {pace} | {:.0} | {received} received, the last {:.2} s after the last offer; \
-             offers took {:.2} s (longest {:.2} ms); {} went through the spool |",
-            self.n as f64 / self.secs,
+            "| {sink}, {pace} | {:.0} | taken by the sink {:.2} s after the last offer; {received} \
+             received, the last {:.2} s after the last offer ({:.0}/s end to end); offers took \
+             {:.2} s (longest {:.2} ms); {} went through the spool; CPU per event: receiver \
+             {:.1} µs, sink thread {:.1} µs, offering thread {:.1} µs |",
+            self.n as f64 / self.sink_secs,
+            self.sink_secs - self.offered_secs,
             self.secs - self.offered_secs,
+            self.n as f64 / self.secs,
             self.offered_secs,
             self.offer_max.as_secs_f64() * 1e3,
-            self.spooled
+            self.spooled,
+            per_event_us(self.receiver_cpu),
+            per_event_us(self.sink_cpu),
+            per_event_us(self.producer_cpu),
         )
     }
 }
 
+/// User + system CPU seconds of a process or thread, from its `/proc/.../stat` (0 when gone).
+fn cpu_secs(stat_path: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(stat_path) else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses and may hold spaces: utime and
+    // stime are the 12th and 13th.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / hz
+}
+
+/// `/proc` stat path of this process's thread named `name`.
+fn thread_stat(name: &str) -> Option<String> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()?
+        .flatten()
+        .find_map(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            (comm.trim_end() == name).then(|| t.path().join("stat").display().to_string())
+        })
+}
+
 /// Offers `events` to an upstream for `url` (in batches of 256, paced at `rate` events/s when
 /// given) and waits until the sink has acknowledged all and, when given, `receiver_has_all`
-/// holds (the receiver's own view).
+/// holds (the receiver's own view). `receiver_pid`'s CPU time is measured over the run.
 fn deliver(
     dir: &Path,
     url: &str,
@@ -382,6 +445,7 @@ fn deliver(
     rate: Option<f64>,
     queue_bytes: u64,
     receiver_has_all: Option<&dyn Fn() -> bool>,
+    receiver_pid: i32,
 ) -> DeliveryRun {
     let sink = vigil::output::open_sink(url).expect("sink");
     let spool = Spool::open(&dir.join("spool"), 64 << 30, FullPolicy::DropOldest).expect("spool");
@@ -392,6 +456,15 @@ fn deliver(
         assert!(Instant::now() < deadline, "{url}: not connected after 30 s");
         std::thread::sleep(Duration::from_millis(10));
     }
+    let receiver_stat = format!("/proc/{receiver_pid}/stat");
+    let sink_stat = thread_stat("vigil-sink");
+    let producer_stat = "/proc/thread-self/stat";
+    let cpu = |path: &Option<String>| path.as_deref().map_or(0.0, cpu_secs);
+    let (receiver0, sink0, producer0) = (
+        cpu_secs(&receiver_stat),
+        cpu(&sink_stat),
+        cpu_secs(producer_stat),
+    );
     let started = Instant::now();
     let mut offer_max = Duration::ZERO;
     for (k, batch) in events.chunks(OFFER_BATCH).enumerate() {
@@ -430,14 +503,21 @@ fn deliver(
             std::thread::sleep(Duration::from_millis(20));
         },
     };
+    let receiver_cpu = cpu_secs(&receiver_stat) - receiver0;
+    let sink_cpu = cpu(&sink_stat) - sink0;
+    let producer_cpu = cpu_secs(producer_stat) - producer0;
     let status = up.finish(Duration::from_secs(5));
     DeliveryRun {
         rate,
         n: events.len(),
+        sink_secs: (acked_at - started).as_secs_f64(),
         secs: (arrived_at - started).as_secs_f64(),
         offer_max,
         offered_secs,
         spooled: status.spool.spooled,
+        receiver_cpu,
+        sink_cpu,
+        producer_cpu,
     }
 }
 

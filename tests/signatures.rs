@@ -939,3 +939,32 @@ alert tcp any any -> any any (msg:"header and payload"; flow:established,to_serv
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `app-layer-event` rules alert on the transaction whose parsing raised the event, though the
+/// event came a packet before the transaction's record (request headers, then the response),
+/// on the side that raised it, and not on later transactions of the connection.
+#[test]
+fn app_layer_event_rules_alert_on_the_transaction_that_raised_the_event() {
+    let rules = r#"
+alert http any any -> any any (msg:"missing colon"; flow:established,to_server; app-layer-event:http.request_field_missing_colon; sid:1;)
+alert http any any -> any any (msg:"missing colon, wrong side"; flow:to_client; app-layer-event:http.request_field_missing_colon; sid:2;)
+alert http any any -> any any (msg:"no host"; app-layer-event:http.missing_host_header; sid:3;)
+"#;
+    let mut c = tcp_conv::Conv::open(80);
+    c.data(true, b"GET /a HTTP/1.1\r\nHost: x\r\nBrokenHeader\r\n\r\n");
+    c.data(false, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    c.data(true, b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.data(false, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    c.close();
+    let run = replay_frames("app-layer-event", &c.frames, rules);
+    let anomalies: Vec<_> = run
+        .of_type("anomaly")
+        .into_iter()
+        .filter_map(|a| a["anomaly"]["event"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(anomalies, ["REQUEST_FIELD_MISSING_COLON"], "{}", run.stderr);
+    let alerts = run.of_type("alert");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["alert"]["signature_id"], 1);
+    assert_eq!(alerts[0]["http"]["url"], "/a", "{}", alerts[0]);
+}

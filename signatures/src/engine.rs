@@ -219,6 +219,8 @@ pub struct FlowView<'a> {
     pub app_proto: Option<&'a str>,
     /// False once the payload is encrypted (after a TLS/SSH handshake): payload rules skip it.
     pub inspect_payload: bool,
+    /// Events protocol detection raised on this packet (`app-layer-event:applayer_*`).
+    pub app_events: &'a [&'static str],
 }
 
 /// Addresses and ports oriented as the inspected direction travels.
@@ -246,6 +248,11 @@ pub trait TxBuffers {
     /// The TLS version `side`'s hello gave (`tls.version`); `None` for other protocols.
     fn tls_version(&self, _side: Side) -> Option<u16> {
         None
+    }
+    /// Whether the parser raised `event` (a name of its event list) on `side` of this
+    /// transaction (`app-layer-event`).
+    fn has_event(&self, _side: Side, _event: &str) -> bool {
+        false
     }
 }
 
@@ -654,6 +661,13 @@ impl RuleSet {
             if !flow_checks_ok(sig, vars) {
                 continue;
             }
+            if !sig
+                .app_events
+                .iter()
+                .all(|e| flow.is_some_and(|f| f.app_events.contains(&e.name)))
+            {
+                continue;
+            }
             // As Suricata: the packet unless the rule is stream-only; then, unless it is
             // packet-only or has packet-size conditions, the stream bytes ending with what the
             // packet added, where a match must take in some of those new bytes (matches wholly
@@ -803,6 +817,13 @@ impl RuleSet {
                 if sig
                     .tls_version
                     .is_some_and(|m| !m.matches(bufs.tls_version(side)))
+                {
+                    continue;
+                }
+                if !sig
+                    .app_events
+                    .iter()
+                    .all(|e| bufs.has_side(side) && bufs.has_event(side, e.name))
                 {
                     continue;
                 }

@@ -165,6 +165,7 @@ fn detect_pkt(
         to_server: true,
         app_proto: None,
         inspect_payload: true,
+        app_events: &[],
     };
     let mut hits = Vec::new();
     let mut vars = FlowVars::default();
@@ -222,6 +223,7 @@ alert tcp any any -> any any (msg:"check"; content:"secret"; flowbits:isset,seen
         to_server: true,
         app_proto: None,
         inspect_payload: true,
+        app_events: &[],
     };
     let mut vars = FlowVars::default();
     let mut hits = Vec::new();
@@ -289,6 +291,7 @@ fn detect_stream(
         to_server: true,
         app_proto: None,
         inspect_payload: true,
+        app_events: &[],
     };
     let mut hits = Vec::new();
     let mut vars = FlowVars::default();

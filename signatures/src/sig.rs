@@ -340,6 +340,8 @@ pub struct Signature {
     pub flowint_actions: Vec<FlowintOp>,
     /// `tls.version`: the TLS version the inspected side's hello gave.
     pub tls_version: Option<TlsVersionMatch>,
+    /// `app-layer-event`: events the parser or protocol detection must have raised.
+    pub app_events: Vec<AppEventMatch>,
     pub noalert: bool,
     /// The rule's `threshold`/`detection_filter`, with `threshold.config` applied at load.
     pub thresholds: SigThresholds,
@@ -370,6 +372,7 @@ impl Signature {
             .iter()
             .find_map(|l| l.buffer.proto())
             .or(self.tls_version.map(|_| BufferProto::Tls))
+            .or(self.app_events.iter().find_map(|e| e.proto))
     }
 
     /// The transaction side the rule inspects: its buffers', else its flow direction's.
@@ -382,6 +385,7 @@ impl Signature {
         match self.lists.first() {
             Some(l) => l.side,
             None if self.flow.to_server == Some(false) => Side::Response,
+            None if self.flow.to_server.is_none() && !self.app_events.is_empty() => Side::Both,
             None => Side::Request,
         }
     }
@@ -392,6 +396,59 @@ impl Signature {
         match &list.matches[m] {
             Match::Content(c) => Some((list, c)),
             _ => None,
+        }
+    }
+}
+
+/// `app-layer-event`: an event a protocol parser raised in the inspected transaction
+/// (`dns.z_flag_set`), or protocol detection raised on the packet (`applayer_*`, `proto` None).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppEventMatch {
+    pub proto: Option<BufferProto>,
+    /// The event's name as the parser raises it (upper case).
+    pub name: &'static str,
+}
+
+impl AppEventMatch {
+    fn parse(value: &str) -> Result<AppEventMatch, SkipReason> {
+        use vigil_parsers::app::{parser_event_named, AppProto, DETECT_EVENTS};
+        let v = value.trim().trim_matches('"').trim();
+
+        if v.starts_with('!') {
+            return unsupported(format!("app-layer-event:{v}: a negated event"));
+        }
+        if v.to_ascii_lowercase().starts_with("applayer_") {
+            return match DETECT_EVENTS.iter().find(|n| n.eq_ignore_ascii_case(v)) {
+                Some(&name) => Ok(AppEventMatch { proto: None, name }),
+                None => unsupported(format!(
+                    "app-layer-event:{v}: Vigil's protocol detection does not raise this event"
+                )),
+            };
+        }
+        let Some((proto_name, event)) = v.split_once('.') else {
+            return invalid(format!(
+                "app-layer-event: expected <protocol>.<event>, found {v:?}"
+            ));
+        };
+        let proto = BufferProto::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(proto_name));
+        let app = match proto {
+            Some(BufferProto::Http) => AppProto::Http,
+            Some(BufferProto::Dns) => AppProto::Dns,
+            Some(BufferProto::Tls) => AppProto::Tls,
+            Some(BufferProto::Ssh) => AppProto::Ssh,
+            None => {
+                return unsupported(format!(
+                    "app-layer-event:{v}: Vigil has no {proto_name} parser"
+                ))
+            }
+        };
+        match parser_event_named(app, event) {
+            Some(name) => Ok(AppEventMatch { proto, name }),
+            None => unsupported(format!(
+                "app-layer-event:{v}: Vigil's {proto_name} parser does not raise this event"
+            )),
         }
     }
 }
@@ -723,6 +780,7 @@ fn compile_inner(
         var_slots: 0,
         prefilter: None,
         tls_version: None,
+        app_events: Vec::new(),
         waiting_for: None,
         origin,
     };
@@ -826,6 +884,7 @@ fn compile_inner(
             "reference" | "target" | "rawbytes" | "prefilter" => {}
             "noalert" => sig.noalert = true,
             "tls.version" => sig.tls_version = Some(TlsVersionMatch::parse(need_value()?)?),
+            "app-layer-event" => sig.app_events.push(AppEventMatch::parse(need_value()?)?),
             // Legacy certificate keywords with a value: the server certificate's field holds
             // the quoted text (case-sensitive, no escapes), or with `!` does not; never
             // matches without a certificate. A list of its own, so later modifiers keep off it.
@@ -1215,15 +1274,24 @@ fn parse_num<T: std::str::FromStr>(kw: &str, v: &str) -> Result<T, SkipReason> {
 
 /// Decides which side of a transaction each list inspects and rejects what cannot be honoured.
 fn resolve_sides(sig: &mut Signature) -> Result<(), SkipReason> {
+    let detection_events = sig.app_events.iter().any(|e| e.proto.is_none());
     let tls_match = sig.tls_version.map(|_| BufferProto::Tls);
+    let event_protos = sig.app_events.iter().filter_map(|e| e.proto);
     let mut protos = sig
         .lists
         .iter()
         .filter_map(|l| l.buffer.proto())
-        .chain(tls_match);
+        .chain(tls_match)
+        .chain(event_protos);
     if let Some(p) = protos.next() {
         if protos.any(|q| q != p) {
             return invalid("buffers of different protocols in one rule");
+        }
+        if detection_events {
+            // Protocol detection's events belong to packets, not to transactions.
+            return unsupported(
+                "app-layer-event: an applayer_* event together with a protocol's buffers or events",
+            );
         }
         if let Some(app) = &sig.app_proto {
             if app != p.name() {

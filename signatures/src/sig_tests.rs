@@ -294,3 +294,69 @@ fn transactional_rules_keep_each_buffers_side() {
         );
     }
 }
+
+/// `app-layer-event` names a parser's event (any case, Suricata's older or newer name) and
+/// makes the rule a transaction rule of that protocol; protocol detection's `applayer_*` events
+/// stay with packets. Events Vigil never raises are skipped with the reason, not loaded to
+/// never match.
+#[test]
+fn app_layer_event_rules() {
+    let s = compile_text(
+        r#"alert dns any any -> any any (msg:"z"; app-layer-event:dns.z_flag_set; sid:1;)"#,
+    )
+    .unwrap();
+    assert_eq!(
+        s.app_events,
+        vec![AppEventMatch {
+            proto: Some(BufferProto::Dns),
+            name: "Z_FLAG_SET"
+        }]
+    );
+    assert_eq!(s.tx_proto(), Some(BufferProto::Dns));
+    assert_eq!(
+        s.tx_side(),
+        Side::Both,
+        "no direction: each side on its own"
+    );
+    let s = compile_text(r#"alert dns any any -> any any (msg:"n"; flow:to_server; app-layer-event:dns.not_request; sid:2;)"#).unwrap();
+    assert_eq!(s.app_events[0].name, "NOT_A_REQUEST");
+    assert_eq!(s.tx_side(), Side::Request);
+    let s = compile_text(r#"alert http any any -> any any (msg:"c"; flow:established,to_server; app-layer-event:HTTP.Request_Field_Missing_Colon; sid:3;)"#).unwrap();
+    assert_eq!(s.app_events[0].name, "REQUEST_FIELD_MISSING_COLON");
+    assert_eq!(s.ip_proto, IpProto::Tcp);
+    let s = compile_text(r#"alert ip any any -> any any (msg:"m"; flow:established; app-layer-event:applayer_mismatch_protocol_both_directions; sid:4;)"#).unwrap();
+    assert_eq!(s.app_events[0].proto, None);
+    assert!(!s.is_tx(), "detection events are packet events");
+
+    let reason = |text: &str| compile_text(text).unwrap_err();
+    for (text, wants) in [
+        (
+            r#"alert http any any -> any any (msg:"x"; app-layer-event:http.request_header_repetition; sid:5;)"#,
+            "Vigil's http parser does not raise this event",
+        ),
+        (
+            r#"alert smb any any -> any any (msg:"x"; app-layer-event:smb.malformed_data; sid:6;)"#,
+            "Vigil has no smb parser",
+        ),
+        (
+            r#"alert ip any any -> any any (msg:"x"; app-layer-event:applayer_unexpected_protocol; sid:7;)"#,
+            "protocol detection does not raise this event",
+        ),
+        (
+            r#"alert http any any -> any any (msg:"x"; http.uri; content:"a"; app-layer-event:applayer_mismatch_protocol_both_directions; sid:8;)"#,
+            "applayer_* event together with a protocol's buffers",
+        ),
+    ] {
+        let r = reason(text);
+        assert!(
+            matches!(&r, SkipReason::Unsupported(m) if m.contains(wants)),
+            "{text}: {r:?}"
+        );
+    }
+    assert!(matches!(
+        reason(
+            r#"alert dns any any -> any any (msg:"x"; app-layer-event:dns.z_flag_set; http.uri; content:"a"; sid:9;)"#
+        ),
+        SkipReason::Invalid(_)
+    ));
+}

@@ -141,6 +141,8 @@ struct FlowAppState {
     /// Per direction (to server, to client), the stream offset where the transaction being
     /// built began: the raw stream from there on is what its rules' payload matches inspect.
     tx_raw_from: [u64; 2],
+    /// Parser events waiting for the record of their transaction (`app-layer-event` rules).
+    pending_events: Vec<vigil_parsers::app::AppEvent>,
 }
 
 /// What detection needs of a flow's application-layer state.
@@ -151,6 +153,8 @@ pub struct DetectState<'a> {
     pub stream: Option<&'a TcpReassembler>,
     /// See `FlowAppState::tx_raw_from`; detection moves it on once a record was inspected.
     pub tx_raw_from: &'a mut [u64; 2],
+    /// See `FlowAppState::pending_events`.
+    pub pending_events: &'a mut Vec<vigil_parsers::app::AppEvent>,
 }
 
 /// In-order bytes kept behind the newest for payload rules' stream inspection, so a match
@@ -169,6 +173,7 @@ impl FlowApp {
             proto,
             stream: s.stream.as_ref(),
             tx_raw_from: &mut s.tx_raw_from,
+            pending_events: &mut s.pending_events,
         })
     }
 
@@ -197,6 +202,14 @@ impl FlowApp {
             .map(|s| std::mem::take(&mut s.rule_vars))
             .unwrap_or_default()
     }
+
+    /// Takes the parser events still waiting for a record, for the records its end produces.
+    pub fn take_pending_events(&mut self) -> Vec<vigil_parsers::app::AppEvent> {
+        self.0
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.pending_events))
+            .unwrap_or_default()
+    }
 }
 
 struct ProtoState {
@@ -220,6 +233,53 @@ pub enum AppItem {
     DetectEvent(AppProto, &'static str),
     /// A reassembly event (EVE anomaly, type stream).
     StreamEvent(Direction, &'static str),
+}
+
+/// Most parser events a flow keeps waiting for their transaction's record; more are only
+/// logged (a transaction rarely raises more than a few).
+const MAX_PENDING_EVENTS: usize = 16;
+
+/// Sorts this packet's events for detection: protocol detection's into `packet_events` (they
+/// belong to the packet), parsers' into `pending` (they wait for their transaction's record).
+pub fn collect_rule_events(
+    items: &[AppItem],
+    packet_events: &mut Vec<&'static str>,
+    pending: &mut Vec<vigil_parsers::app::AppEvent>,
+) {
+    packet_events.clear();
+    for item in items {
+        match item {
+            AppItem::DetectEvent(_, name) => packet_events.push(name),
+            AppItem::ParserEvent(e) if pending.len() < MAX_PENDING_EVENTS => pending.push(*e),
+            _ => {}
+        }
+    }
+}
+
+/// Moves the events of `record`'s transaction from `pending` into `out`. HTTP events name
+/// their transaction; TLS and SSH have one per flow; DNS events go with the messages parsed
+/// with them (see [`drop_packet_only_events`]).
+pub fn take_record_events(
+    pending: &mut Vec<vigil_parsers::app::AppEvent>,
+    record: &AppRecord,
+    out: &mut Vec<vigil_parsers::app::AppEvent>,
+) {
+    out.clear();
+    let proto = record.proto();
+    let tx = record.tx_id();
+    pending.retain(|e| {
+        let mine = e.proto == proto && (tx.is_none() || e.tx_id.is_none() || e.tx_id == tx);
+        if mine {
+            out.push(*e);
+        }
+        !mine
+    });
+}
+
+/// After a packet's records: DNS events without a message of theirs in the packet do not
+/// wait for a later, unrelated message.
+pub fn drop_packet_only_events(pending: &mut Vec<vigil_parsers::app::AppEvent>) {
+    pending.retain(|e| e.proto != AppProto::Dns);
 }
 
 /// One packet of a flow as the application layer takes it.
@@ -317,6 +377,7 @@ impl AppLayer {
                     proto_orig: None,
                 },
                 rule_vars: vigil_signatures::FlowVars::default(),
+                pending_events: Vec::new(),
                 tx_raw_from: [0; 2],
             })
         });
@@ -497,7 +558,7 @@ impl Feed<'_> {
                 self.stats.port_mismatches += 1;
                 self.items.push(AppItem::DetectEvent(
                     proto,
-                    "APPLAYER_PROTOCOL_PORT_MISMATCH",
+                    vigil_parsers::app::APPLAYER_PROTOCOL_PORT_MISMATCH,
                 ));
             }
         }
@@ -518,7 +579,7 @@ impl StreamSink for Feed<'_> {
                 let proto = self.state.detection.final_proto();
                 self.items.push(AppItem::DetectEvent(
                     proto,
-                    "APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS",
+                    vigil_parsers::app::APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS,
                 ));
             }
             self.parse(dir, data);

@@ -1,6 +1,6 @@
 //! The sticky buffers of an application-layer record, as the signature engine asks for them.
 
-use vigil_parsers::app::AppRecord;
+use vigil_parsers::app::{AppEvent, AppRecord, Direction};
 use vigil_signatures::buffer::{Buffer, Side};
 use vigil_signatures::engine::TxBuffers;
 
@@ -10,6 +10,8 @@ pub struct RecordBuffers<'a> {
     /// The raw stream of each direction (to server, to client) since the transaction began,
     /// with the stream offset of its first byte: what payload matches of transaction rules see.
     pub raw: [Option<(u64, &'a [u8])>; 2],
+    /// The parser events of this record's transaction.
+    pub events: &'a [AppEvent],
 }
 
 impl RecordBuffers<'_> {
@@ -20,6 +22,17 @@ impl RecordBuffers<'_> {
 }
 
 impl TxBuffers for RecordBuffers<'_> {
+    fn has_event(&self, side: Side, event: &str) -> bool {
+        self.events.iter().any(|e| {
+            let on_side = match side {
+                Side::Request => e.direction == Direction::ToServer,
+                Side::Response => e.direction == Direction::ToClient,
+                Side::Both => true,
+            };
+            on_side && e.event == event
+        })
+    }
+
     fn stream_base(&self, side: Side) -> u64 {
         self.raw_side(side).map_or(0, |(base, _)| base)
     }

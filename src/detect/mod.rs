@@ -146,6 +146,7 @@ impl WorkerDetect {
         dir: Direction,
         proto: AppProto,
         stream: Option<StreamWindow<'_>>,
+        app_events: &[&'static str],
         vars: &mut FlowVars,
         ts_ns: u64,
         place: PacketPlace,
@@ -157,6 +158,7 @@ impl WorkerDetect {
             to_server: dir == Direction::ToServer,
             app_proto: buffer_proto(proto).map(BufferProto::name),
             inspect_payload,
+            app_events,
         };
         self.hits.clear();
         self.rules.detect_packet(
@@ -275,6 +277,7 @@ impl WorkerDetect {
         &mut self,
         record: &AppRecord,
         raw: [Option<(u64, &[u8])>; 2],
+        events: &[vigil_parsers::app::AppEvent],
         rec: &FlowRecord,
         vars: &mut FlowVars,
         ts_ns: u64,
@@ -298,7 +301,11 @@ impl WorkerDetect {
             _ => rec.state() == crate::flow::table::FlowState::Established,
         };
         self.hits.clear();
-        let mut bufs = RecordBuffers { record, raw };
+        let mut bufs = RecordBuffers {
+            record,
+            raw,
+            events,
+        };
         self.rules.detect_tx(
             &mut self.det,
             proto,

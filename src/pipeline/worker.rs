@@ -7,7 +7,8 @@ use vigil_parsers::app::{AppProto, AppRecord, Direction};
 use super::batch::{Batch, Slot, SlotKind};
 use crate::anomaly::{AnomalyTap, DnsSeen};
 use crate::applayer::{
-    AppItem, AppLayer, AppLayerConfig, AppLayerStats, AppPacket, FlowApp, STREAM_LOOKBACK,
+    collect_rule_events, drop_packet_only_events, take_record_events, AppItem, AppLayer,
+    AppLayerConfig, AppLayerStats, AppPacket, FlowApp, STREAM_LOOKBACK,
 };
 use crate::detect::{PacketPlace, StreamWindow, WorkerDetect};
 use crate::flow::key::PROTO_TCP;
@@ -65,6 +66,10 @@ pub struct Worker {
     anomaly: Option<AnomalyTap>,
     /// Application-layer findings of the packet or flow end being handled.
     items: Vec<AppItem>,
+    /// Protocol detection's events on the packet being inspected (`app-layer-event`).
+    packet_app_events: Vec<&'static str>,
+    /// The parser events of the record being inspected.
+    record_events: Vec<vigil_parsers::app::AppEvent>,
     ended: Vec<FlowRecord>,
     /// Rule variables of `ended` flows, index for index (missing ones are `None`).
     ended_vars: Vec<Option<Box<FlowVarsLog>>>,
@@ -97,6 +102,8 @@ impl Worker {
             response: None,
             anomaly: None,
             items: Vec::new(),
+            packet_app_events: Vec::new(),
+            record_events: Vec::new(),
             ended: Vec::with_capacity(1024),
             ended_vars: Vec::with_capacity(1024),
             events: Vec::new(),
@@ -263,10 +270,18 @@ impl Worker {
                         // rule variables between packets yet.
                         let mut no_vars = vigil_signatures::FlowVars::default();
                         let mut no_tx = [0; 2];
-                        let (vars, proto, stream, tx_raw_from) = match app.detect_state() {
-                            Some(s) => (s.vars, s.proto, s.stream, s.tx_raw_from),
-                            None => (&mut no_vars, AppProto::Unknown, None, &mut no_tx),
+                        let mut no_events = Vec::new();
+                        let (vars, proto, stream, tx_raw_from, pending) = match app.detect_state() {
+                            Some(s) => (s.vars, s.proto, s.stream, s.tx_raw_from, s.pending_events),
+                            None => (
+                                &mut no_vars,
+                                AppProto::Unknown,
+                                None,
+                                &mut no_tx,
+                                &mut no_events,
+                            ),
                         };
+                        collect_rule_events(&self.items, &mut self.packet_app_events, pending);
                         let window = stream.and_then(|s| packet_window(s, dir, stream_from));
                         let mut alerted = detect.packet(
                             pkt,
@@ -277,6 +292,7 @@ impl Worker {
                             dir,
                             proto,
                             window,
+                            &self.packet_app_events,
                             vars,
                             slot.ts_ns,
                             place,
@@ -286,6 +302,7 @@ impl Worker {
                         for item in &self.items {
                             if let AppItem::Record(_, record) = item {
                                 records = true;
+                                take_record_events(pending, record, &mut self.record_events);
                                 // Over UDP the datagram that completed the record is its
                                 // raw stream, as in Suricata.
                                 let raw = match stream {
@@ -298,6 +315,7 @@ impl Worker {
                                 alerted |= detect.record(
                                     record,
                                     raw,
+                                    &self.record_events,
                                     rec,
                                     vars,
                                     slot.ts_ns,
@@ -306,6 +324,7 @@ impl Worker {
                                 );
                             }
                         }
+                        drop_packet_only_events(pending);
                         if let Some(s) = stream.filter(|_| records) {
                             // The next transaction's raw stream starts here.
                             *tx_raw_from =
@@ -418,6 +437,7 @@ impl Worker {
         self.ended_vars.resize(from, None);
         for (i, mut app) in (from..).zip(apps) {
             let mut vars = app.take_rule_vars();
+            let mut pending = app.take_pending_events();
             let (proto, orig) = self.app.on_flow_end(app, ts_ns, &mut self.items);
             self.ended[i].app_proto = proto;
             self.ended[i].app_proto_orig = orig;
@@ -425,11 +445,14 @@ impl Worker {
                 let rec = self.ended[i];
                 let first_event = self.events.len();
                 let mut alerted = false;
+                collect_rule_events(&self.items, &mut self.packet_app_events, &mut pending);
                 for item in &self.items {
                     if let AppItem::Record(_, record) = item {
+                        take_record_events(&mut pending, record, &mut self.record_events);
                         alerted |= detect.record(
                             record,
                             [None, None],
+                            &self.record_events,
                             &rec,
                             &mut vars,
                             ts_ns,

@@ -22,6 +22,27 @@ use serde::{Serialize, Serializer};
 
 use super::{AppOutput, AppParser, AppProto, Direction, Probe};
 
+/// The protocol events this parser raises (Suricata's names), the ones a rule can name with
+/// `app-layer-event:dns.<name in lower case>`.
+pub const EVENTS: &[&str] = &[
+    "MALFORMED_DATA",
+    "NOT_A_REQUEST",
+    "NOT_A_RESPONSE",
+    "Z_FLAG_SET",
+    "INVALID_OPCODE",
+    "INVALID_ADDITIONALS",
+    "INVALID_AUTHORITIES",
+    "NAME_TOO_LONG",
+    "INFINITE_LOOP",
+    "TOO_MANY_LABELS",
+];
+
+/// Other names rules give these events: Suricata 8's rules drop the "A".
+pub const EVENT_ALIASES: &[(&str, &str)] = &[
+    ("NOT_REQUEST", "NOT_A_REQUEST"),
+    ("NOT_RESPONSE", "NOT_A_RESPONSE"),
+];
+
 const HEADER_LEN: usize = 12;
 /// Longest name kept, in presentation bytes (Suricata's MAX_NAME_LEN, from dnsmasq).
 const MAX_NAME_LEN: usize = 1025;

@@ -87,6 +87,46 @@ pub enum Probe {
     NeedMore,
 }
 
+/// The protocol events `proto`'s parser raises (Suricata's names, e.g. `Z_FLAG_SET`).
+pub fn parser_events(proto: AppProto) -> &'static [&'static str] {
+    match proto {
+        AppProto::Http => http::EVENTS,
+        AppProto::Dns => dns::EVENTS,
+        AppProto::Tls => tls::EVENTS,
+        AppProto::Ssh => ssh::EVENTS,
+        AppProto::Unknown | AppProto::Failed => &[],
+    }
+}
+
+/// The event of `proto`'s parser a rule names (any case, Suricata's older or newer name), as
+/// the parser raises it.
+pub fn parser_event_named(proto: AppProto, name: &str) -> Option<&'static str> {
+    let aliases: &[(&str, &str)] = match proto {
+        AppProto::Dns => dns::EVENT_ALIASES,
+        _ => &[],
+    };
+    let name = aliases
+        .iter()
+        .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
+        .map_or(name, |(_, event)| event);
+    parser_events(proto)
+        .iter()
+        .copied()
+        .find(|e| e.eq_ignore_ascii_case(name))
+}
+
+/// Protocol detection found each direction speaking a different protocol.
+pub const APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS: &str =
+    "APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS";
+/// The protocol found is not the one the server port is registered for.
+pub const APPLAYER_PROTOCOL_PORT_MISMATCH: &str = "APPLAYER_PROTOCOL_PORT_MISMATCH";
+/// The events of protocol detection itself (EVE anomaly layer `proto_detect`), the ones a rule
+/// can name with `app-layer-event:applayer_<name in lower case>`.
+pub const DETECT_EVENTS: &[&str] = &[
+    APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS,
+    APPLAYER_PROTOCOL_PORT_MISMATCH,
+];
+
 /// A protocol event (Suricata's app-layer event names, e.g. `REQUEST_HEADER_INVALID`), reported
 /// as an EVE `anomaly` with `type: applayer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,4 +269,31 @@ pub fn serialize_bytes_as_string<S: serde::Serializer>(
     s: S,
 ) -> Result<S::Ok, S::Error> {
     s.serialize_str(&eve_bytes_to_string(bytes))
+}
+
+#[cfg(test)]
+mod event_list_tests {
+    use super::*;
+
+    /// A rule naming an event the parser never raises would silently never match: each listed
+    /// name must be used in its parser's source besides the list itself.
+    #[test]
+    fn every_listed_event_is_raised_by_its_parser() {
+        for (proto, source) in [
+            (AppProto::Http, include_str!("http.rs")),
+            (AppProto::Dns, include_str!("dns.rs")),
+            (AppProto::Tls, include_str!("tls.rs")),
+            (AppProto::Ssh, include_str!("ssh.rs")),
+        ] {
+            let names = parser_events(proto);
+            assert!(!names.is_empty(), "{proto:?}");
+            for name in names {
+                let quoted = format!("\"{name}\"");
+                assert!(
+                    source.matches(&quoted).count() >= 2,
+                    "{proto:?} lists {name} but never raises it"
+                );
+            }
+        }
+    }
 }

@@ -18,6 +18,15 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::{eve_bytes_to_string, AppOutput, AppParser, AppProto, AppRecord, Direction, Probe};
 
+/// The protocol events this parser raises (Suricata's names), the ones a rule can name with
+/// `app-layer-event:ssh.<name in lower case>`.
+pub const EVENTS: &[&str] = &[
+    "INVALID_BANNER",
+    "LONG_BANNER",
+    "INVALID_RECORD",
+    "LONG_KEX_RECORD",
+];
+
 /// Suricata's banner limit (`SSH_MAX_BANNER_LEN`): a line this long or longer is a LONG_BANNER and
 /// only its first this-many bytes are parsed. RFC 4253 allows 255 bytes including CR LF.
 pub const MAX_BANNER_LEN: usize = 256;

@@ -38,6 +38,23 @@ use tls_parser::{
     TlsMessageHandshake, TlsRecordType,
 };
 
+/// The protocol events this parser raises (Suricata's names), the ones a rule can name with
+/// `app-layer-event:tls.<name in lower case>`.
+pub const EVENTS: &[&str] = &[
+    "INVALID_SSLV2_HEADER",
+    "INVALID_SSL_RECORD",
+    "INVALID_RECORD_TYPE",
+    "INVALID_RECORD_VERSION",
+    "HANDSHAKE_INVALID_LENGTH",
+    "INVALID_HANDSHAKE_MESSAGE",
+    "INVALID_SNI_TYPE",
+    "INVALID_SNI_LENGTH",
+    "MULTIPLE_SNI_EXTENSIONS",
+    "CERTIFICATE_INVALID_LENGTH",
+    "INVALID_CERTIFICATE",
+    "HEARTBEAT_MESSAGE",
+];
+
 /// Largest record body accepted: 2^14 plaintext plus the 2048 bytes of expansion TLS allows
 /// for ciphertext.
 const MAX_RECORD_LEN: usize = 16384 + 2048;

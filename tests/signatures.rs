@@ -968,3 +968,33 @@ alert http any any -> any any (msg:"no host"; app-layer-event:http.missing_host_
     assert_eq!(alerts[0]["alert"]["signature_id"], 1);
     assert_eq!(alerts[0]["http"]["url"], "/a", "{}", alerts[0]);
 }
+
+/// `stream-event` rules alert on the packet whose reassembly raised the event: here the one
+/// acknowledging bytes that never arrived.
+#[test]
+fn stream_event_rules_alert_on_the_packet_that_raised_the_event() {
+    let rules = r#"
+alert tcp any any -> any any (msg:"gap"; stream-event:reassembly_seq_gap; sid:1;)
+alert tcp any any -> any any (msg:"overlap"; stream-event:reassembly_overlap_different_data; sid:2;)
+"#;
+    let mut c = tcp_conv::Conv::open(7100);
+    c.data(true, b"first piece");
+    let kept = c.frames.len();
+    c.data(true, b"LOST");
+    c.frames.truncate(kept);
+    c.data(true, b"after the hole");
+    c.close();
+    let run = replay_frames("stream-event", &c.frames, rules);
+    let gaps: Vec<_> = run
+        .of_type("anomaly")
+        .into_iter()
+        .filter(|a| a["anomaly"]["event"] == "stream.reassembly_seq_gap")
+        .collect();
+    assert!(!gaps.is_empty(), "{}", run.stderr);
+    let alerts = run.of_type("alert");
+    assert_eq!(
+        alerts_by_sid(&run.events),
+        [(1, gaps.len())].into_iter().collect()
+    );
+    assert_eq!(alerts[0]["pcap_cnt"], gaps[0]["pcap_cnt"], "{}", alerts[0]);
+}

@@ -127,6 +127,14 @@ impl StreamStats {
     }
 }
 
+/// Reassembly found a hole in the stream: bytes that never arrived.
+pub const REASSEMBLY_SEQ_GAP: &str = "stream.reassembly_seq_gap";
+/// A retransmission carried other bytes than were handed on for the same stream offsets.
+pub const REASSEMBLY_OVERLAP_DIFFERENT_DATA: &str = "stream.reassembly_overlap_different_data";
+/// The stream events the reassembler raises, the ones a rule can name with
+/// `stream-event:<name without "stream.">`.
+pub const EVENTS: &[&str] = &[REASSEMBLY_SEQ_GAP, REASSEMBLY_OVERLAP_DIFFERENT_DATA];
+
 /// What the reassembler hands on, in stream order per direction.
 pub trait StreamSink {
     /// The next in-order bytes of `dir`.
@@ -457,7 +465,7 @@ impl TcpReassembler {
         half.drop_retained(mem);
         mem.stats.gaps += 1;
         mem.stats.gap_bytes += len;
-        sink.event(dir, "stream.reassembly_seq_gap");
+        sink.event(dir, REASSEMBLY_SEQ_GAP);
         sink.gap(dir, len);
         self.check_depth(config, mem, dir);
     }
@@ -483,7 +491,7 @@ impl TcpReassembler {
             mem.stats.retransmissions += 1;
             if half.differs_from_retained(offset, payload) {
                 mem.stats.overlaps_different += 1;
-                sink.event(dir, "stream.reassembly_overlap_different_data");
+                sink.event(dir, REASSEMBLY_OVERLAP_DIFFERENT_DATA);
             }
             if end <= half.next {
                 return;
@@ -588,7 +596,7 @@ impl TcpReassembler {
         }
         if different {
             mem.stats.overlaps_different += 1;
-            sink.event(dir, "stream.reassembly_overlap_different_data");
+            sink.event(dir, REASSEMBLY_OVERLAP_DIFFERENT_DATA);
         }
         for (piece_start, piece_end) in pieces {
             let len = (piece_end - piece_start) as usize;

@@ -219,7 +219,8 @@ pub struct FlowView<'a> {
     pub app_proto: Option<&'a str>,
     /// False once the payload is encrypted (after a TLS/SSH handshake): payload rules skip it.
     pub inspect_payload: bool,
-    /// Events protocol detection raised on this packet (`app-layer-event:applayer_*`).
+    /// Events raised on this packet: protocol detection's (`app-layer-event:applayer_*`) and
+    /// TCP reassembly's (`stream-event`).
     pub app_events: &'a [&'static str],
 }
 
@@ -1331,6 +1332,7 @@ fn is_ip_only(sig: &Signature) -> bool {
         && sig.flow == crate::sig::FlowOpts::default()
         && sig.flowbit_checks.is_empty()
         && sig.flowint_checks.is_empty()
+        && sig.app_events.is_empty()
         && sig.app_proto.is_none()
         && !sig.packet_only
         && !sig.stream_only

@@ -401,7 +401,8 @@ impl Signature {
 }
 
 /// `app-layer-event`: an event a protocol parser raised in the inspected transaction
-/// (`dns.z_flag_set`), or protocol detection raised on the packet (`applayer_*`, `proto` None).
+/// (`dns.z_flag_set`), or one raised on the packet (`proto` None): protocol detection's
+/// (`applayer_*`) and, through `stream-event`, TCP reassembly's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppEventMatch {
     pub proto: Option<BufferProto>,
@@ -410,6 +411,22 @@ pub struct AppEventMatch {
 }
 
 impl AppEventMatch {
+    /// `stream-event`: an event TCP reassembly raised on the packet (a packet event, as
+    /// protocol detection's).
+    fn parse_stream(value: &str) -> Result<AppEventMatch, SkipReason> {
+        let v = value.trim().trim_matches('"').trim();
+        let name = v.strip_prefix("stream.").unwrap_or(v);
+        match vigil_parsers::stream::EVENTS
+            .iter()
+            .find(|e| e.strip_prefix("stream.") == Some(name))
+        {
+            Some(&name) => Ok(AppEventMatch { proto: None, name }),
+            None => unsupported(format!(
+                "stream-event:{v}: Vigil's TCP reassembly does not raise this event"
+            )),
+        }
+    }
+
     fn parse(value: &str) -> Result<AppEventMatch, SkipReason> {
         use vigil_parsers::app::{parser_event_named, AppProto, DETECT_EVENTS};
         let v = value.trim().trim_matches('"').trim();
@@ -885,6 +902,9 @@ fn compile_inner(
             "noalert" => sig.noalert = true,
             "tls.version" => sig.tls_version = Some(TlsVersionMatch::parse(need_value()?)?),
             "app-layer-event" => sig.app_events.push(AppEventMatch::parse(need_value()?)?),
+            "stream-event" => sig
+                .app_events
+                .push(AppEventMatch::parse_stream(need_value()?)?),
             // Legacy certificate keywords with a value: the server certificate's field holds
             // the quoted text (case-sensitive, no escapes), or with `!` does not; never
             // matches without a certificate. A list of its own, so later modifiers keep off it.
@@ -1290,7 +1310,8 @@ fn resolve_sides(sig: &mut Signature) -> Result<(), SkipReason> {
         if detection_events {
             // Protocol detection's events belong to packets, not to transactions.
             return unsupported(
-                "app-layer-event: an applayer_* event together with a protocol's buffers or events",
+                "app-layer-event/stream-event: a packet's event (applayer_*, stream) together \
+                 with a protocol's buffers or events",
             );
         }
         if let Some(app) = &sig.app_proto {

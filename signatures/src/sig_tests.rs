@@ -344,7 +344,7 @@ fn app_layer_event_rules() {
         ),
         (
             r#"alert http any any -> any any (msg:"x"; http.uri; content:"a"; app-layer-event:applayer_mismatch_protocol_both_directions; sid:8;)"#,
-            "applayer_* event together with a protocol's buffers",
+            "a packet's event (applayer_*, stream) together with a protocol's buffers",
         ),
     ] {
         let r = reason(text);
@@ -359,4 +359,29 @@ fn app_layer_event_rules() {
         ),
         SkipReason::Invalid(_)
     ));
+}
+
+/// `stream-event` names an event TCP reassembly raises on a packet; others are skipped.
+#[test]
+fn stream_event_rules() {
+    let s = compile_text(
+        r#"alert tcp any any -> any any (msg:"gap"; stream-event:reassembly_seq_gap; sid:1;)"#,
+    )
+    .unwrap();
+    assert_eq!(
+        s.app_events,
+        vec![AppEventMatch {
+            proto: None,
+            name: "stream.reassembly_seq_gap"
+        }]
+    );
+    assert!(!s.is_tx());
+    let r = compile_text(
+        r#"alert tcp any any -> any any (msg:"x"; stream-event:3whs_ack_in_wrong_dir; sid:2;)"#,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&r, SkipReason::Unsupported(m) if m.contains("reassembly does not raise")),
+        "{r:?}"
+    );
 }

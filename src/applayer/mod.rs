@@ -239,8 +239,9 @@ pub enum AppItem {
 /// logged (a transaction rarely raises more than a few).
 const MAX_PENDING_EVENTS: usize = 16;
 
-/// Sorts this packet's events for detection: protocol detection's into `packet_events` (they
-/// belong to the packet), parsers' into `pending` (they wait for their transaction's record).
+/// Sorts this packet's events for detection: protocol detection's and reassembly's into
+/// `packet_events` (they belong to the packet), parsers' into `pending` (they wait for their
+/// transaction's record).
 pub fn collect_rule_events(
     items: &[AppItem],
     packet_events: &mut Vec<&'static str>,
@@ -249,7 +250,9 @@ pub fn collect_rule_events(
     packet_events.clear();
     for item in items {
         match item {
-            AppItem::DetectEvent(_, name) => packet_events.push(name),
+            AppItem::DetectEvent(_, name) | AppItem::StreamEvent(_, name) => {
+                packet_events.push(name)
+            }
             AppItem::ParserEvent(e) if pending.len() < MAX_PENDING_EVENTS => pending.push(*e),
             _ => {}
         }

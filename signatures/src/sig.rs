@@ -944,6 +944,14 @@ fn compile_inner(
                 let idx = b.push(l, Match::Content(Box::new(Content::new(pattern, negated))));
                 b.last = Some((l, idx));
             }
+            // Legacy: `content` with `http_uri`, as Suricata still reads it.
+            "uricontent" => {
+                let (pattern, negated) = parse_content(need_value()?)
+                    .map_err(|e| SkipReason::Invalid(format!("uricontent: {e}")))?;
+                let l = b.list_for(Buffer::HttpUri);
+                let idx = b.push(l, Match::Content(Box::new(Content::new(pattern, negated))));
+                b.last = Some((l, idx));
+            }
             "nocase" => b.last_content(name)?.nocase = true,
             "depth" | "offset" | "distance" | "within" => {
                 let v = b.val(name, need_value()?)?;

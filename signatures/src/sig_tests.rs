@@ -385,3 +385,32 @@ fn stream_event_rules() {
         "{r:?}"
     );
 }
+
+/// Legacy names Suricata 8 still reads: `uricontent` is a content in `http.uri`, and
+/// `http_header_names`, `http_content_type` … are the sticky buffers' old names.
+#[test]
+fn legacy_uricontent_and_sticky_buffer_names() {
+    let s = compile_text(
+        r#"alert tcp any any -> any any (msg:"u"; uricontent:"images.gif"; nocase; sid:1;)"#,
+    )
+    .unwrap();
+    assert_eq!(s.lists.len(), 1);
+    assert_eq!(s.lists[0].buffer, Buffer::HttpUri);
+    assert!(
+        matches!(&s.lists[0].matches[0], Match::Content(c) if c.pattern == b"images.gif" && c.nocase)
+    );
+    assert_eq!(s.app_proto.as_deref(), Some("http"));
+    let s = compile_text(r#"alert http any any -> any any (msg:"n"; flow:established,to_server; content:"GET"; http_method; http_header_names; content:"User-Agent"; sid:2;)"#).unwrap();
+    let buffers: Vec<Buffer> = s.lists.iter().map(|l| l.buffer).collect();
+    assert_eq!(buffers, [Buffer::HttpMethod, Buffer::HttpHeaderNames]);
+    for (legacy, buffer) in [
+        ("http_content_type", Buffer::HttpContentType),
+        ("http_start", Buffer::HttpStart),
+        ("http_protocol", Buffer::HttpProtocol),
+        ("http_referer", Buffer::HttpReferer),
+        ("http_accept", Buffer::HttpAccept),
+        ("http_connection", Buffer::HttpConnection),
+    ] {
+        assert_eq!(Buffer::from_keyword(legacy), Some(buffer), "{legacy}");
+    }
+}

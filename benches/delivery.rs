@@ -456,15 +456,14 @@ fn deliver(
         assert!(Instant::now() < deadline, "{url}: not connected after 30 s");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let receiver_stat = format!("/proc/{receiver_pid}/stat");
-    let sink_stat = thread_stat("vigil-sink");
-    let producer_stat = "/proc/thread-self/stat";
-    let cpu = |path: &Option<String>| path.as_deref().map_or(0.0, cpu_secs);
-    let (receiver0, sink0, producer0) = (
-        cpu_secs(&receiver_stat),
-        cpu(&sink_stat),
-        cpu_secs(producer_stat),
-    );
+    // CPU seconds of the receiver process, the sink's thread and this (offering) thread.
+    let stats = [
+        Some(format!("/proc/{receiver_pid}/stat")),
+        thread_stat("vigil-sink"),
+        Some("/proc/thread-self/stat".to_string()),
+    ];
+    let cpu_now = || stats.each_ref().map(|p| p.as_deref().map_or(0.0, cpu_secs));
+    let cpu_before = cpu_now();
     let started = Instant::now();
     let mut offer_max = Duration::ZERO;
     for (k, batch) in events.chunks(OFFER_BATCH).enumerate() {
@@ -503,9 +502,8 @@ fn deliver(
             std::thread::sleep(Duration::from_millis(20));
         },
     };
-    let receiver_cpu = cpu_secs(&receiver_stat) - receiver0;
-    let sink_cpu = cpu(&sink_stat) - sink0;
-    let producer_cpu = cpu_secs(producer_stat) - producer0;
+    let cpu_after = cpu_now();
+    let [receiver_cpu, sink_cpu, producer_cpu] = [0, 1, 2].map(|i| cpu_after[i] - cpu_before[i]);
     let status = up.finish(Duration::from_secs(5));
     DeliveryRun {
         rate,

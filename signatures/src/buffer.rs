@@ -1,6 +1,8 @@
 //! Inspection buffers: what a sticky buffer keyword names, which protocol fills it and in which
 //! direction of a transaction it lives.
 
+use vigil_parsers::app::AppProto;
+
 /// Which half of a transaction a buffer belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
@@ -26,6 +28,21 @@ impl BufferProto {
         BufferProto::Tls,
         BufferProto::Ssh,
     ];
+
+    /// The parser that fills this protocol's buffers.
+    pub fn app_proto(self) -> AppProto {
+        match self {
+            BufferProto::Http => AppProto::Http,
+            BufferProto::Dns => AppProto::Dns,
+            BufferProto::Tls => AppProto::Tls,
+            BufferProto::Ssh => AppProto::Ssh,
+        }
+    }
+
+    /// The protocol whose buffers `app`'s parser fills; `None` before or without a parser.
+    pub fn of_app(app: AppProto) -> Option<BufferProto> {
+        BufferProto::ALL.into_iter().find(|p| p.app_proto() == app)
+    }
 
     pub fn name(self) -> &'static str {
         match self {

@@ -428,7 +428,7 @@ impl AppEventMatch {
     }
 
     fn parse(value: &str) -> Result<AppEventMatch, SkipReason> {
-        use vigil_parsers::app::{parser_event_named, AppProto, DETECT_EVENTS};
+        use vigil_parsers::app::{parser_event_named, DETECT_EVENTS};
         let v = value.trim().trim_matches('"').trim();
 
         if v.starts_with('!') {
@@ -447,22 +447,19 @@ impl AppEventMatch {
                 "app-layer-event: expected <protocol>.<event>, found {v:?}"
             ));
         };
-        let proto = BufferProto::ALL
+        let Some(proto) = BufferProto::ALL
             .into_iter()
-            .find(|p| p.name().eq_ignore_ascii_case(proto_name));
-        let app = match proto {
-            Some(BufferProto::Http) => AppProto::Http,
-            Some(BufferProto::Dns) => AppProto::Dns,
-            Some(BufferProto::Tls) => AppProto::Tls,
-            Some(BufferProto::Ssh) => AppProto::Ssh,
-            None => {
-                return unsupported(format!(
-                    "app-layer-event:{v}: Vigil has no {proto_name} parser"
-                ))
-            }
+            .find(|p| p.name().eq_ignore_ascii_case(proto_name))
+        else {
+            return unsupported(format!(
+                "app-layer-event:{v}: Vigil has no {proto_name} parser"
+            ));
         };
-        match parser_event_named(app, event) {
-            Some(name) => Ok(AppEventMatch { proto, name }),
+        match parser_event_named(proto.app_proto(), event) {
+            Some(name) => Ok(AppEventMatch {
+                proto: Some(proto),
+                name,
+            }),
             None => unsupported(format!(
                 "app-layer-event:{v}: Vigil's {proto_name} parser does not raise this event"
             )),
@@ -937,18 +934,15 @@ fn compile_inner(
                 });
                 b.in_base64.push(false);
             }
-            "content" => {
+            // `uricontent` (legacy) is `content` with `http_uri`, as Suricata still reads it.
+            "content" | "uricontent" => {
                 let (pattern, negated) = parse_content(need_value()?)
-                    .map_err(|e| SkipReason::Invalid(format!("content: {e}")))?;
-                let l = b.current_list();
-                let idx = b.push(l, Match::Content(Box::new(Content::new(pattern, negated))));
-                b.last = Some((l, idx));
-            }
-            // Legacy: `content` with `http_uri`, as Suricata still reads it.
-            "uricontent" => {
-                let (pattern, negated) = parse_content(need_value()?)
-                    .map_err(|e| SkipReason::Invalid(format!("uricontent: {e}")))?;
-                let l = b.list_for(Buffer::HttpUri);
+                    .map_err(|e| SkipReason::Invalid(format!("{name}: {e}")))?;
+                let l = if name == "uricontent" {
+                    b.list_for(Buffer::HttpUri)
+                } else {
+                    b.current_list()
+                };
                 let idx = b.push(l, Match::Content(Box::new(Content::new(pattern, negated))));
                 b.last = Some((l, idx));
             }

@@ -1,6 +1,6 @@
 //! The sticky buffers of an application-layer record, as the signature engine asks for them.
 
-use vigil_parsers::app::{AppEvent, AppRecord, Direction};
+use vigil_parsers::app::{AppEvent, AppRecord};
 use vigil_signatures::buffer::{Buffer, Side};
 use vigil_signatures::engine::TxBuffers;
 
@@ -24,12 +24,7 @@ impl RecordBuffers<'_> {
 impl TxBuffers for RecordBuffers<'_> {
     fn has_event(&self, side: Side, event: &str) -> bool {
         self.events.iter().any(|e| {
-            let on_side = match side {
-                Side::Request => e.direction == Direction::ToServer,
-                Side::Response => e.direction == Direction::ToClient,
-                Side::Both => true,
-            };
-            on_side && e.event == event
+            (side == Side::Both || super::side_of(e.direction) == side) && e.event == event
         })
     }
 

@@ -90,13 +90,11 @@ pub struct WorkerDetect {
     per_sig: Vec<u64>,
 }
 
-fn buffer_proto(p: AppProto) -> Option<BufferProto> {
-    match p {
-        AppProto::Http => Some(BufferProto::Http),
-        AppProto::Dns => Some(BufferProto::Dns),
-        AppProto::Tls => Some(BufferProto::Tls),
-        AppProto::Ssh => Some(BufferProto::Ssh),
-        AppProto::Unknown | AppProto::Failed => None,
+/// The transaction side a direction's bytes belong to.
+fn side_of(dir: Direction) -> Side {
+    match dir {
+        Direction::ToServer => Side::Request,
+        Direction::ToClient => Side::Response,
     }
 }
 
@@ -156,7 +154,7 @@ impl WorkerDetect {
         let view = FlowView {
             established: rec.state() == crate::flow::table::FlowState::Established,
             to_server: dir == Direction::ToServer,
-            app_proto: buffer_proto(proto).map(BufferProto::name),
+            app_proto: BufferProto::of_app(proto).map(BufferProto::name),
             inspect_payload,
             app_events,
         };
@@ -262,11 +260,7 @@ impl WorkerDetect {
     /// Whether transaction rules of `proto` inspect the raw stream of `dir`'s side, so its
     /// bytes must be kept from the transaction's start.
     pub fn tx_inspects_stream(&self, proto: AppProto, dir: Direction) -> bool {
-        let side = match dir {
-            Direction::ToServer => Side::Request,
-            Direction::ToClient => Side::Response,
-        };
-        buffer_proto(proto).is_some_and(|p| self.rules.tx_inspects_stream(p, side))
+        BufferProto::of_app(proto).is_some_and(|p| self.rules.tx_inspects_stream(p, side_of(dir)))
     }
 
     /// Inspects one finished application-layer record with the transaction rules. `raw` is
@@ -284,7 +278,7 @@ impl WorkerDetect {
         place: Option<PacketPlace>,
         out: &mut Vec<EveEvent>,
     ) -> bool {
-        let Some(proto) = buffer_proto(record.proto()) else {
+        let Some(proto) = BufferProto::of_app(record.proto()) else {
             return false;
         };
         let (sport, dport) = rec.ports.unwrap_or((0, 0));

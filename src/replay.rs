@@ -2,6 +2,7 @@
 //! them, with packet timestamps as the only clock.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,9 @@ use crate::config::Config;
 use crate::detect::WorkerDetect;
 use crate::output::eve::{EveEvent, EveFormat};
 use crate::output::{EveFileWriter, OutputError, OutputReport};
-use crate::pipeline::{Batch, ChannelSink, Dispatcher, FrameBytes, Worker, WorkerConfig};
+use crate::pipeline::{
+    Batch, ChannelSink, Dispatcher, FrameBytes, RingSpace, Worker, WorkerConfig,
+};
 use crate::stats::RunStats;
 
 pub struct ReplayOptions {
@@ -127,11 +130,12 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         shed_events_when_output_full: false,
         alert_capture: cfg.alert_capture(),
     };
-    let mut senders = Vec::with_capacity(workers);
+    let mut rings = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
     for k in 0..workers {
         let (tx, rx) = bounded::<Batch>(ring);
-        senders.push(tx);
+        let space = RingSpace::new(ring);
+        rings.push((tx, Arc::clone(&space)));
         let detect = match &opts.rules {
             Some(rules) => Some(
                 WorkerDetect::new(std::sync::Arc::clone(rules))
@@ -151,14 +155,14 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         let recycle = recycle_tx.clone();
         let handle = thread::Builder::new()
             .name(format!("vigil-worker-{k}"))
-            .spawn(move || worker.run(rx, recycle))
+            .spawn(move || worker.run(rx, space, recycle))
             .map_err(|e| ReplayError::Worker(e.to_string()))?;
         handles.push(handle);
     }
     drop(recycle_tx);
 
     let mut dispatcher = Dispatcher::new(
-        ChannelSink::new(senders, recycle_rx, cfg.pipeline.batch_packets),
+        ChannelSink::new(rings, recycle_rx, cfg.pipeline.batch_packets),
         cfg.pipeline.batch_packets,
         cfg.defrag(),
     );

@@ -202,7 +202,7 @@ impl AnomalyCounters {
     }
 }
 
-/// The worker side: observations of one batch, sent in one message.
+/// The worker side: observations gathered over a few batches, sent in one message.
 pub struct AnomalyTap {
     pending: Observations,
     tx: Sender<Observations>,
@@ -218,7 +218,12 @@ impl AnomalyTap {
         self.pending.dns.push(seen);
     }
 
-    /// Hands the batch's observations over without waiting.
+    /// Observations waiting to be handed over.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Hands the observations gathered so far over without waiting.
     pub fn flush(&mut self) {
         if self.pending.len() == 0 {
             return;

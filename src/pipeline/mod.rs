@@ -10,5 +10,5 @@ pub mod dispatcher;
 pub mod worker;
 
 pub use batch::{Batch, FrameBytes, Slot, SlotKind};
-pub use dispatcher::{BatchSink, ChannelSink, DispatchSummary, Dispatcher, WorkerGone};
+pub use dispatcher::{BatchSink, ChannelSink, DispatchSummary, Dispatcher, RingSpace, WorkerGone};
 pub use worker::{Worker, WorkerConfig, WorkerReport};

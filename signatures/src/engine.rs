@@ -1253,7 +1253,16 @@ fn build_groups(
         .flat_map(|g| g.iter().chain(std::iter::once(&u32::MAX)))
         .flat_map(|id| id.to_le_bytes())
         .collect();
-    let key = hash_key(&[key.as_slice(), layout.as_bytes(), &members]);
+    // Every literal as given to the prefilter: a change in how fast patterns are chosen or cut
+    // must not load databases built from other literals for the same rule texts.
+    let mut literals = Vec::new();
+    for (_, c) in sigs.iter().filter_map(Signature::prefilter_content) {
+        let bytes = c.prefilter_bytes();
+        literals.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        literals.push(u8::from(c.nocase));
+        literals.extend_from_slice(bytes);
+    }
+    let key = hash_key(&[key.as_slice(), layout.as_bytes(), &members, &literals]);
     let cached = cache
         .and_then(|c| c.get(&key))
         .and_then(|bytes| decode_sets(&bytes, keys.len() + n_packet));

@@ -19,7 +19,7 @@ use crate::buffer::{Buffer, BufferProto, Side};
 use crate::cache::{hash_key, DbCache};
 use crate::classification::Classifications;
 use crate::content::MAX_PREFILTER_LEN;
-use crate::groups::{Class, GroupMap};
+use crate::groups::{self, Class, GroupMap};
 use crate::inspect::{inspect, inspect_stream, InspectScratch};
 use crate::iponly::{IpOnlyIndex, PortIndex};
 use crate::parse::{parse_rule, rule_lines};
@@ -128,8 +128,8 @@ struct TxGroup {
 pub struct RuleSet {
     sigs: Vec<Signature>,
     packet: PacketGroups,
-    /// Packet rules without a fast pattern, by port.
-    packet_always: PortIndex,
+    /// Packet rules without a fast pattern, by transport class (indexed by [`Class`]) and port.
+    packet_always: [PortIndex; 3],
     /// Rules on decoder events: only packets with events are checked against them.
     event_rules: Vec<u32>,
     /// Whether a bidirectional rule is among them (then swapped ports are looked up too).
@@ -417,10 +417,17 @@ impl RuleSet {
         let packet_always_bidirectional = packet_always
             .iter()
             .any(|&i| sigs[i as usize].bidirectional);
-        let packet_always = PortIndex::build(packet_always.iter().map(|&i| {
-            let s = &sigs[i as usize];
-            (i, &s.src_ports, &s.dst_ports)
-        }));
+        let packet_always = Class::ALL.map(|class| {
+            PortIndex::build(
+                packet_always
+                    .iter()
+                    .filter(|&&i| groups::admits(&sigs[i as usize], class))
+                    .map(|&i| {
+                        let s = &sigs[i as usize];
+                        (i, &s.src_ports, &s.dst_ports)
+                    }),
+            )
+        });
         let mut stream_tx_sides = Vec::new();
         for sig in sigs.iter().filter(|s| s.waiting_for.is_none()) {
             let Some(proto) = sig.tx_proto() else {
@@ -602,11 +609,10 @@ impl RuleSet {
                 ..
             } = det;
             let mut add = |id| push_candidate(stamp, *generation, candidates, id);
-            self.packet_always
-                .candidates(ends.sport, ends.dport, &mut add);
+            let always = &self.packet_always[Class::of(ends.ip_proto) as usize];
+            always.candidates(ends.sport, ends.dport, &mut add);
             if self.packet_always_bidirectional {
-                self.packet_always
-                    .candidates(ends.dport, ends.sport, &mut add);
+                always.candidates(ends.dport, ends.sport, &mut add);
             }
             if pkt.anomaly_count > 0 {
                 self.event_rules.iter().for_each(|&id| add(id));

@@ -507,3 +507,30 @@ alert tcp any any -> any 80 (msg:"80"; flow:to_server; content:"eighty"; sid:5;)
     assert_eq!(sids(common), [1]);
     assert_eq!(sids(own_81.unwrap()), [2, 3, 4]);
 }
+
+#[test]
+fn rules_on_an_ip_protocol_are_candidates_only_for_packets_of_its_transport() {
+    let rules = r#"
+alert ip any any -> any any (msg:"esp"; ip_proto:50; sid:40;)
+alert ip any any -> any any (msg:"not tcp"; ip_proto:!6; sid:41;)
+alert ip any any -> any any (msg:"udp by number"; ip_proto:17; content:"q"; sid:42;)
+"#;
+    let (set, report) = load(rules);
+    assert_eq!(report.loaded, 3, "{:?}", report.skipped);
+    let mut det = set.new_detector().unwrap();
+    let tcp = [
+        0x41, 0x42, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+    ];
+    assert!(detect_ip(&set, &mut det, &ipv4_bytes(6, &[], &tcp)).is_empty());
+    assert_eq!(det.counters.candidates, 0, "no rule is a candidate for TCP");
+    let udp = [0x04, 0xd2, 0, 53, 0, 9, 0, 0, b'q'];
+    assert_eq!(
+        detect_ip(&set, &mut det, &ipv4_bytes(17, &[], &udp)),
+        vec![41, 42]
+    );
+    let esp = [0, 0, 1, 0, 0, 0, 0, 1];
+    assert_eq!(
+        detect_ip(&set, &mut det, &ipv4_bytes(50, &[], &esp)),
+        vec![40, 41]
+    );
+}

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::sig::{IpProto, Signature};
+use crate::sig::{HeaderMatch, IpProto, Signature};
 
 /// Transport classes with separate groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -25,7 +25,7 @@ impl Class {
         }
     }
 
-    const ALL: [Class; 3] = [Class::Tcp, Class::Udp, Class::Other];
+    pub const ALL: [Class; 3] = [Class::Tcp, Class::Udp, Class::Other];
 
     /// Index of (class, direction) in [`GroupMap`]'s table.
     fn slot(self, to_server: bool) -> usize {
@@ -95,8 +95,7 @@ impl GroupMap {
                     .copied()
                     .filter(|&i| {
                         let s = &sigs[i as usize];
-                        in_class(s.ip_proto, class)
-                            && s.flow.to_server.is_none_or(|d| d == to_server)
+                        admits(s, class) && s.flow.to_server.is_none_or(|d| d == to_server)
                     })
                     .collect();
                 let port_sets = |s: &Signature| {
@@ -208,13 +207,23 @@ impl GroupMap {
     }
 }
 
-fn in_class(p: IpProto, class: Class) -> bool {
-    match p {
+/// Whether `sig` can match a packet of `class`: by the protocol its header names and by its
+/// `ip_proto` keywords (`alert ip ... ip_proto:41` never sees a TCP or UDP packet).
+pub fn admits(sig: &Signature, class: Class) -> bool {
+    let by_header = match sig.ip_proto {
         IpProto::Any => true,
         IpProto::Tcp => class == Class::Tcp,
         IpProto::Udp => class == Class::Udp,
         IpProto::Icmp | IpProto::Icmpv4 | IpProto::Icmpv6 | IpProto::Sctp => class == Class::Other,
-    }
+    };
+    by_header
+        && (0..=u8::MAX).any(|proto| {
+            Class::of(proto) == class
+                && sig.header.iter().all(|h| match h {
+                    HeaderMatch::IpProto(c) => c.test(u64::from(proto)),
+                    _ => true,
+                })
+        })
 }
 
 /// Whether `[lo, hi]` holds a port that is not in `own` (sorted).

@@ -481,8 +481,8 @@ alert tcp any any -> any any (msg:"transformed header"; tcp.hdr; to_lowercase; c
 
 #[test]
 fn busy_ports_get_the_merged_groups_before_ports_with_more_rules() {
-    // 81 is named by more rules than 8080, but 8080 is among the ports that carry traffic on
-    // a typical network (Suricata's grouping whitelist), so it gets a merged group.
+    // 81 is named by more rules than 8080, but 8080 carries HTTP on a typical network, so it
+    // gets a merged group first; the third merged group goes to the port most rules name.
     let (rs, _) = load(
         r#"
 alert tcp any any -> any any (msg:"any port"; flow:to_server; content:"common"; sid:1;)
@@ -490,6 +490,7 @@ alert tcp any any -> any 81 (msg:"81 a"; flow:to_server; content:"eighty-one a";
 alert tcp any any -> any 81 (msg:"81 b"; flow:to_server; content:"eighty-one b"; sid:3;)
 alert tcp any any -> any [81,8080] (msg:"both"; flow:to_server; content:"both ports"; sid:4;)
 alert tcp any any -> any 80 (msg:"80"; flow:to_server; content:"eighty"; sid:5;)
+alert tcp any any -> any 82 (msg:"82"; flow:to_server; content:"eighty-two"; sid:6;)
 "#,
     );
     let map = &rs.packet.map;
@@ -503,9 +504,11 @@ alert tcp any any -> any 80 (msg:"80"; flow:to_server; content:"eighty"; sid:5;)
     };
     assert_eq!(sids(merged_8080), [1, 4]);
     assert_eq!(map.groups(Class::Tcp, true, 80).unwrap().1, None);
-    let (common, own_81) = map.groups(Class::Tcp, true, 81).unwrap();
+    let (merged_81, second) = map.groups(Class::Tcp, true, 81).unwrap();
+    assert_eq!((sids(merged_81), second), (vec![1, 2, 3, 4], None));
+    let (common, own_82) = map.groups(Class::Tcp, true, 82).unwrap();
     assert_eq!(sids(common), [1]);
-    assert_eq!(sids(own_81.unwrap()), [2, 3, 4]);
+    assert_eq!(sids(own_82.unwrap()), [6]);
 }
 
 #[test]

@@ -16,6 +16,7 @@ use crate::output::eve::{EveEvent, EveFormat};
 use crate::output::{EveFileWriter, OutputError, OutputReport};
 use crate::pipeline::{
     Batch, ChannelSink, Dispatcher, FrameBytes, RingSpace, Worker, WorkerConfig,
+    EVENT_MESSAGES_QUEUED,
 };
 use crate::stats::RunStats;
 
@@ -78,7 +79,7 @@ pub fn replay(mut opts: ReplayOptions) -> Result<ReplayReport, ReplayError> {
         .with_upstreams(upstreams, drain);
     let eve_path = opts.eve_dir.join("eve.json");
 
-    let (events_tx, events_rx) = bounded::<Vec<EveEvent>>(workers * 64);
+    let (events_tx, events_rx) = bounded::<Vec<EveEvent>>(workers * EVENT_MESSAGES_QUEUED);
     // Written batches go back to the workers to be freed; a few per worker is all they take
     // between two sends.
     let (spent_tx, spent_rx) = bounded::<Vec<EveEvent>>(workers * 4);

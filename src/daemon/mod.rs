@@ -23,7 +23,7 @@ use crate::config::{CaptureMethod, Config};
 use crate::detect::WorkerDetect;
 use crate::output::eve::{EveEvent, EveFormat};
 use crate::output::{EveFileWriter, OutputCounters, OutputError, OutputReport};
-use crate::pipeline::{Dispatcher, Worker, WorkerConfig};
+use crate::pipeline::{Dispatcher, Worker, WorkerConfig, EVENT_MESSAGES_QUEUED};
 use crate::published::Published;
 use crate::stats::{CaptureCounts, RunStats};
 use live_worker::{LiveSink, LiveWorker, Peers, WorkerStatus};
@@ -230,7 +230,7 @@ pub fn run(opts: DaemonOptions) -> Result<DaemonReport, DaemonError> {
         stop: AtomicBool::new(false),
         rules: Published::new(rules.clone()),
     });
-    let (events_tx, events_rx) = bounded::<Vec<EveEvent>>(workers * 256);
+    let (events_tx, events_rx) = bounded::<Vec<EveEvent>>(workers * EVENT_MESSAGES_QUEUED);
     // Written batches go back to the workers to be freed (`Worker::set_spent`). Few: an idle
     // worker takes none, and what waits for it is memory held.
     let (spent_tx, spent_rx) = bounded::<Vec<EveEvent>>(workers * 4);

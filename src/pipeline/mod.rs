@@ -11,4 +11,4 @@ pub mod worker;
 
 pub use batch::{Batch, FrameBytes, Slot, SlotKind};
 pub use dispatcher::{BatchSink, ChannelSink, DispatchSummary, Dispatcher, RingSpace, WorkerGone};
-pub use worker::{Worker, WorkerConfig, WorkerReport};
+pub use worker::{Worker, WorkerConfig, WorkerReport, EVENT_MESSAGES_QUEUED};

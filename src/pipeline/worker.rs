@@ -97,8 +97,6 @@ pub struct Worker {
     events_tx: Sender<Vec<EveEvent>>,
     /// Batches the output thread is done with, to be freed here (see [`Worker::set_spent`]).
     spent: Option<Receiver<Vec<EveEvent>>>,
-    /// An emptied spent batch, for the next events.
-    reuse: Option<Vec<EveEvent>>,
     anomaly_budget: u32,
     /// Latest packet time seen.
     now_ns: u64,
@@ -133,7 +131,6 @@ impl Worker {
             events: Vec::new(),
             events_tx,
             spent: None,
-            reuse: None,
             anomaly_budget: config.anomaly_events_per_second,
             now_ns: 0,
             anomaly_second: 0,
@@ -168,7 +165,6 @@ impl Worker {
             self.process(batch, slot);
         }
         self.emit_ended();
-        self.reclaim_spent();
         let now = Instant::now();
         let anomaly_pending = self.anomaly.as_ref().map_or(0, AnomalyTap::pending);
         if now >= self.next_handover
@@ -685,23 +681,23 @@ impl Worker {
         }
     }
 
-    /// Frees the events of batches the output thread has written, as soon as they come back
-    /// (with hand-overs every 50 ms, waiting for the next one kept ~12 MB more alive), keeping
-    /// the largest emptied batch for the next events.
-    fn reclaim_spent(&mut self) {
+    /// An empty batch for the next events: a spent one when the output thread sent one back
+    /// (others waiting are freed too), else a new one.
+    fn spent_batch(&mut self) -> Vec<EveEvent> {
         let Some(spent) = &self.spent else {
-            return;
+            return Vec::new();
         };
+        let mut reuse: Option<Vec<EveEvent>> = None;
         for mut batch in spent.try_iter() {
             batch.clear();
-            if self
-                .reuse
+            if reuse
                 .as_ref()
                 .is_none_or(|r| r.capacity() < batch.capacity())
             {
-                self.reuse = Some(batch);
+                reuse = Some(batch);
             }
         }
+        reuse.unwrap_or_default()
     }
 
     fn emit_ended(&mut self) {
@@ -722,8 +718,7 @@ impl Worker {
         if self.events.is_empty() {
             return;
         }
-        self.reclaim_spent();
-        let next = self.reuse.take().unwrap_or_default();
+        let next = self.spent_batch();
         let events = std::mem::replace(&mut self.events, next);
         // The output thread only goes away when the run is being torn down after an error.
         if let Err(TrySendError::Full(events)) = self.events_tx.try_send(events) {
